@@ -1,0 +1,216 @@
+#include "config.h"
+
+#include "mamd-records.h"
+
+#include <string.h>
+
+#include <openssl/rand.h>
+
+static const char *const state_names[] = {
+  [MAMD_SESSION_STATE_ACTIVE] = "active",
+  [MAMD_SESSION_STATE_ENROLLMENT_REQUIRED] = "enrollment-required",
+  [MAMD_SESSION_STATE_ENROLLED] = "enrolled",
+  [MAMD_SESSION_STATE_DECLINED] = "declined",
+  [MAMD_SESSION_STATE_REVOKED] = "revoked",
+};
+
+const char *
+mamd_session_state_to_string (MamdSessionState state)
+{
+  if ((guint) state >= G_N_ELEMENTS (state_names))
+    return "unknown";
+  return state_names[state];
+}
+
+gboolean
+mamd_session_state_from_string (const char *text, MamdSessionState *out)
+{
+  for (guint i = 0; text != NULL && i < G_N_ELEMENTS (state_names); i++) {
+    if (g_str_equal (text, state_names[i])) {
+      *out = (MamdSessionState) i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+MamdSessionRecord *
+mamd_session_record_new (void)
+{
+  return g_new0 (MamdSessionRecord, 1);
+}
+
+MamdSessionRecord *
+mamd_session_record_copy (const MamdSessionRecord *rec)
+{
+  MamdSessionRecord *copy = g_new (MamdSessionRecord, 1);
+
+  *copy = *rec;
+  copy->id = g_strdup (rec->id);
+  copy->object_id = g_strdup (rec->object_id);
+  copy->user_name = g_strdup (rec->user_name);
+  copy->device_id = g_strdup (rec->device_id);
+  return copy;
+}
+
+void
+mamd_session_record_free (MamdSessionRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->id);
+  g_free (rec->object_id);
+  g_free (rec->user_name);
+  g_free (rec->device_id);
+  g_free (rec);
+}
+
+MamdUserRecord *
+mamd_user_record_new (void)
+{
+  return g_new0 (MamdUserRecord, 1);
+}
+
+MamdUserRecord *
+mamd_user_record_copy (const MamdUserRecord *rec)
+{
+  MamdUserRecord *copy = g_new (MamdUserRecord, 1);
+
+  *copy = *rec;
+  copy->object_id = g_strdup (rec->object_id);
+  copy->user_name = g_strdup (rec->user_name);
+  return copy;
+}
+
+void
+mamd_user_record_free (MamdUserRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->object_id);
+  g_free (rec->user_name);
+  g_free (rec);
+}
+
+MamdRemovedServerRecord *
+mamd_removed_server_record_new (void)
+{
+  return g_new0 (MamdRemovedServerRecord, 1);
+}
+
+MamdRemovedServerRecord *
+mamd_removed_server_record_copy (const MamdRemovedServerRecord *rec)
+{
+  MamdRemovedServerRecord *copy = g_new (MamdRemovedServerRecord, 1);
+
+  *copy = *rec;
+  copy->device_id = g_strdup (rec->device_id);
+  copy->object_id = g_strdup (rec->object_id);
+  copy->reason = g_strdup (rec->reason);
+  return copy;
+}
+
+void
+mamd_removed_server_record_free (MamdRemovedServerRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->device_id);
+  g_free (rec->object_id);
+  g_free (rec->reason);
+  g_free (rec);
+}
+
+MamdWipeRecord *
+mamd_wipe_record_new (void)
+{
+  return g_new0 (MamdWipeRecord, 1);
+}
+
+MamdWipeRecord *
+mamd_wipe_record_copy (const MamdWipeRecord *rec)
+{
+  MamdWipeRecord *copy = g_new (MamdWipeRecord, 1);
+
+  *copy = *rec;
+  copy->id = g_strdup (rec->id);
+  copy->device_id = g_strdup (rec->device_id);
+  copy->object_id = g_strdup (rec->object_id);
+  copy->session_id = g_strdup (rec->session_id);
+  copy->reason = g_strdup (rec->reason);
+  return copy;
+}
+
+void
+mamd_wipe_record_free (MamdWipeRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->id);
+  g_free (rec->device_id);
+  g_free (rec->object_id);
+  g_free (rec->session_id);
+  g_free (rec->reason);
+  g_free (rec);
+}
+
+MamdEventRecord *
+mamd_event_record_new (void)
+{
+  return g_new0 (MamdEventRecord, 1);
+}
+
+MamdEventRecord *
+mamd_event_record_copy (const MamdEventRecord *rec)
+{
+  MamdEventRecord *copy = g_new (MamdEventRecord, 1);
+
+  *copy = *rec;
+  copy->type = g_strdup (rec->type);
+  copy->server_id = g_strdup (rec->server_id);
+  copy->session_id = g_strdup (rec->session_id);
+  copy->decision_id = g_strdup (rec->decision_id);
+  copy->detail = rec->detail != NULL ? g_variant_ref_sink (rec->detail) : NULL;
+  return copy;
+}
+
+void
+mamd_event_record_free (MamdEventRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->type);
+  g_free (rec->server_id);
+  g_free (rec->session_id);
+  g_free (rec->decision_id);
+  g_clear_pointer (&rec->detail, g_variant_unref);
+  g_free (rec);
+}
+
+char *
+mamd_random_id (void)
+{
+  guint8 bytes[16];
+  char *id = g_malloc (33);
+
+  /* ids are unguessable so that knowing one proves having been told it */
+  if (RAND_bytes (bytes, sizeof bytes) != 1) {
+    for (guint i = 0; i < sizeof bytes; i++)
+      bytes[i] = (guint8) g_random_int_range (0, 256);
+  }
+  for (guint i = 0; i < sizeof bytes; i++)
+    g_snprintf (id + i * 2, 3, "%02x", bytes[i]);
+  return id;
+}
+
+gboolean
+mamd_id_is_valid (const char *id)
+{
+  if (id == NULL || strlen (id) != 32)
+    return FALSE;
+  for (const char *p = id; *p != '\0'; p++) {
+    if (!g_ascii_isxdigit (*p) || g_ascii_isupper (*p))
+      return FALSE;
+  }
+  return TRUE;
+}

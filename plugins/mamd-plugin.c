@@ -1,0 +1,1 @@
+#include "mamd-plugin.h"
