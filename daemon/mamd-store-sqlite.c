@@ -1,1 +1,1066 @@
 #include "config.h"
+
+#include "mamd-store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "mamd-plugin.h"
+
+/*
+ * One writer thread owns every write on its own connection and commits all
+ * queued txns in one database transaction (group commit): with
+ * synchronous=FULL each batch costs one fsync however many txns it holds.
+ * Reads (load, list_events) use a second connection, which WAL lets run
+ * beside the writer and which only ever sees committed state.
+ */
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+
+#define MAMD_TYPE_STORE_SQLITE (mamd_store_sqlite_get_type ())
+G_DECLARE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD, STORE_SQLITE, MamdStore)
+
+typedef enum {
+  STMT_BEGIN,
+  STMT_COMMIT,
+  STMT_ROLLBACK,
+  STMT_PUT_SESSION,
+  STMT_DELETE_SESSION,
+  STMT_PUT_USER,
+  STMT_PUT_REMOVED_SERVER,
+  STMT_DELETE_REMOVED_SERVER,
+  STMT_PUT_WIPE,
+  STMT_DELETE_WIPE,
+  STMT_APPEND_EVENT,
+  STMT_UPDATE_LAST_SEQ,
+  STMT_PRUNE_EVENTS,
+  N_STMTS
+} WriterStmt;
+
+static const char *const writer_sql[N_STMTS] = {
+  [STMT_BEGIN] = "BEGIN IMMEDIATE",
+  [STMT_COMMIT] = "COMMIT",
+  [STMT_ROLLBACK] = "ROLLBACK",
+  [STMT_PUT_SESSION] =
+    "INSERT OR REPLACE INTO sessions (id, server_id, method, object_id, tenant_id,"
+    " user_name, device_id, platform, id_attribute, id_source, reason, owner_uid,"
+    " state, mam_required, created, updated, seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+  [STMT_DELETE_SESSION] = "DELETE FROM sessions WHERE id = ?1",
+  [STMT_PUT_USER] =
+    "INSERT OR REPLACE INTO users (server_id, auth_service, object_id, user_name, created)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)",
+  [STMT_PUT_REMOVED_SERVER] =
+    "INSERT OR REPLACE INTO removed_servers (server_id, device_id, object_id, reason, removed)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)",
+  [STMT_DELETE_REMOVED_SERVER] =
+    "DELETE FROM removed_servers WHERE server_id = ?1 AND device_id = ?2",
+  [STMT_PUT_WIPE] =
+    "INSERT OR REPLACE INTO wipes (id, server_id, device_id, object_id, session_id,"
+    " reason, created, expires, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+  [STMT_DELETE_WIPE] = "DELETE FROM wipes WHERE id = ?1",
+  [STMT_APPEND_EVENT] =
+    "INSERT INTO events (seq, time, type, server_id, session_id, decision_id, detail)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  [STMT_UPDATE_LAST_SEQ] =
+    "INSERT INTO meta (key, value) VALUES ('last_seq', ?1)"
+    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+  [STMT_PRUNE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+};
+
+static const char schema_sql[] =
+  "CREATE TABLE IF NOT EXISTS sessions ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, method TEXT, object_id TEXT,"
+  " tenant_id TEXT, user_name TEXT, device_id TEXT, platform TEXT, id_attribute TEXT,"
+  " id_source TEXT, reason TEXT, owner_uid INTEGER NOT NULL, state TEXT NOT NULL,"
+  " mam_required INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS users ("
+  " server_id TEXT NOT NULL, auth_service TEXT NOT NULL, object_id TEXT NOT NULL,"
+  " user_name TEXT, created INTEGER NOT NULL,"
+  " PRIMARY KEY (server_id, auth_service, object_id));"
+  "CREATE TABLE IF NOT EXISTS removed_servers ("
+  " server_id TEXT NOT NULL, device_id TEXT NOT NULL, object_id TEXT, reason TEXT,"
+  " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id));"
+  "CREATE TABLE IF NOT EXISTS wipes ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, device_id TEXT, object_id TEXT,"
+  " session_id TEXT, reason TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS events ("
+  " seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, server_id TEXT,"
+  " session_id TEXT, decision_id TEXT, detail TEXT);"
+  "CREATE INDEX IF NOT EXISTS events_time ON events (time);"
+  "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER);";
+
+struct _MamdStoreSqlite {
+  MamdStore parent_instance;
+
+  char *db_path;
+  int lock_fd;
+  sqlite3 *db;     /* writer connection: only the writer thread uses it after open */
+  sqlite3_stmt *stmts[N_STMTS];
+
+  GMutex read_lock; /* guards reader and events_stmt */
+  sqlite3 *reader;
+  sqlite3_stmt *events_stmt;
+
+  GMutex lock;      /* guards everything below */
+  GCond work_cond;  /* queue gained a txn or stopping */
+  GCond idle_cond;  /* a batch finished */
+  GQueue queue;     /* GTask, txn as task data */
+  gboolean busy;    /* the writer holds a batch */
+  gboolean stopping;
+  GError *broken;   /* the failure that stopped all commits */
+  GThread *writer;
+};
+
+G_DEFINE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD_TYPE_STORE)
+
+/* ---- helpers ---- */
+
+static void
+bind_text (sqlite3_stmt *stmt, int index, const char *text)
+{
+  /* the statement is reset before the txn that owns @text is freed */
+  if (text == NULL)
+    sqlite3_bind_null (stmt, index);
+  else
+    sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
+}
+
+static char *
+column_dup (sqlite3_stmt *stmt, int index)
+{
+  return g_strdup ((const char *) sqlite3_column_text (stmt, index));
+}
+
+static const char *
+column_intern (sqlite3_stmt *stmt, int index)
+{
+  return g_intern_string ((const char *) sqlite3_column_text (stmt, index));
+}
+
+static gboolean
+exec_sql (sqlite3 *db, const char *sql, GError **error)
+{
+  char *msg = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "%s",
+                 msg != NULL ? msg : sqlite3_errmsg (db));
+    sqlite3_free (msg);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- the writer thread ---- */
+
+static int
+run_stmt (sqlite3_stmt *stmt)
+{
+  int rc = sqlite3_step (stmt);
+
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+  return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+static int
+apply_session (MamdStoreSqlite *self, const MamdSessionRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_PUT_SESSION];
+
+  bind_text (stmt, 1, rec->id);
+  bind_text (stmt, 2, rec->server_id);
+  bind_text (stmt, 3, rec->method);
+  bind_text (stmt, 4, rec->object_id);
+  bind_text (stmt, 5, rec->tenant_id);
+  bind_text (stmt, 6, rec->user_name);
+  bind_text (stmt, 7, rec->device_id);
+  bind_text (stmt, 8, rec->platform);
+  bind_text (stmt, 9, rec->id_attribute);
+  bind_text (stmt, 10, rec->id_source);
+  bind_text (stmt, 11, rec->reason);
+  sqlite3_bind_int64 (stmt, 12, rec->owner_uid);
+  bind_text (stmt, 13, mamd_session_state_to_string (rec->state));
+  sqlite3_bind_int (stmt, 14, rec->mam_required ? 1 : 0);
+  sqlite3_bind_int64 (stmt, 15, rec->created);
+  sqlite3_bind_int64 (stmt, 16, rec->updated);
+  sqlite3_bind_int64 (stmt, 17, (sqlite3_int64) rec->seq);
+  return run_stmt (stmt);
+}
+
+static int
+apply_user (MamdStoreSqlite *self, const MamdUserRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_PUT_USER];
+
+  bind_text (stmt, 1, rec->server_id);
+  bind_text (stmt, 2, rec->auth_service);
+  bind_text (stmt, 3, rec->object_id);
+  bind_text (stmt, 4, rec->user_name);
+  sqlite3_bind_int64 (stmt, 5, rec->created);
+  return run_stmt (stmt);
+}
+
+static int
+apply_removed_server (MamdStoreSqlite *self, const MamdRemovedServerRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_PUT_REMOVED_SERVER];
+
+  bind_text (stmt, 1, rec->server_id);
+  bind_text (stmt, 2, rec->device_id);
+  bind_text (stmt, 3, rec->object_id);
+  bind_text (stmt, 4, rec->reason);
+  sqlite3_bind_int64 (stmt, 5, rec->removed);
+  return run_stmt (stmt);
+}
+
+static int
+apply_wipe (MamdStoreSqlite *self, const MamdWipeRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_PUT_WIPE];
+
+  bind_text (stmt, 1, rec->id);
+  bind_text (stmt, 2, rec->server_id);
+  bind_text (stmt, 3, rec->device_id);
+  bind_text (stmt, 4, rec->object_id);
+  bind_text (stmt, 5, rec->session_id);
+  bind_text (stmt, 6, rec->reason);
+  sqlite3_bind_int64 (stmt, 7, rec->created);
+  sqlite3_bind_int64 (stmt, 8, rec->expires);
+  sqlite3_bind_int64 (stmt, 9, (sqlite3_int64) rec->seq);
+  return run_stmt (stmt);
+}
+
+static int
+apply_event (MamdStoreSqlite *self, const MamdEventRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_APPEND_EVENT];
+  g_autofree char *detail = NULL;
+  int rc;
+
+  if (rec->detail != NULL)
+    detail = g_variant_print (rec->detail, TRUE);
+  sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) rec->seq);
+  sqlite3_bind_int64 (stmt, 2, rec->time);
+  bind_text (stmt, 3, rec->type);
+  bind_text (stmt, 4, rec->server_id);
+  bind_text (stmt, 5, rec->session_id);
+  bind_text (stmt, 6, rec->decision_id);
+  bind_text (stmt, 7, detail);
+  rc = run_stmt (stmt);
+  if (rc != SQLITE_DONE)
+    return rc;
+
+  stmt = self->stmts[STMT_UPDATE_LAST_SEQ];
+  sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) rec->seq);
+  return run_stmt (stmt);
+}
+
+static int
+apply_keys (sqlite3_stmt *stmt, const char *key1, const char *key2)
+{
+  bind_text (stmt, 1, key1);
+  if (key2 != NULL)
+    bind_text (stmt, 2, key2);
+  return run_stmt (stmt);
+}
+
+static int
+apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
+{
+  switch (op->kind) {
+  case MAMD_STORE_OP_PUT_SESSION:
+    return apply_session (self, op->record);
+  case MAMD_STORE_OP_DELETE_SESSION:
+    return apply_keys (self->stmts[STMT_DELETE_SESSION], op->key1, NULL);
+  case MAMD_STORE_OP_PUT_USER:
+    return apply_user (self, op->record);
+  case MAMD_STORE_OP_PUT_REMOVED_SERVER:
+    return apply_removed_server (self, op->record);
+  case MAMD_STORE_OP_DELETE_REMOVED_SERVER:
+    return apply_keys (self->stmts[STMT_DELETE_REMOVED_SERVER], op->key1, op->key2);
+  case MAMD_STORE_OP_PUT_WIPE:
+    return apply_wipe (self, op->record);
+  case MAMD_STORE_OP_DELETE_WIPE:
+    return apply_keys (self->stmts[STMT_DELETE_WIPE], op->key1, NULL);
+  case MAMD_STORE_OP_APPEND_EVENT:
+    return apply_event (self, op->record);
+  case MAMD_STORE_OP_PRUNE_EVENTS:
+    sqlite3_bind_int64 (self->stmts[STMT_PRUNE_EVENTS], 1, op->before);
+    return run_stmt (self->stmts[STMT_PRUNE_EVENTS]);
+  default:
+    return SQLITE_MISUSE;
+  }
+}
+
+/* Runs every txn of @batch in one database transaction. */
+static gboolean
+commit_batch (MamdStoreSqlite *self, GPtrArray *batch, GError **error)
+{
+  int rc = run_stmt (self->stmts[STMT_BEGIN]);
+
+  for (guint i = 0; rc == SQLITE_DONE && i < batch->len; i++) {
+    MamdStoreTxn *txn = g_task_get_task_data (g_ptr_array_index (batch, i));
+    guint n_ops = mamd_store_txn_get_n_ops (txn);
+
+    for (guint j = 0; rc == SQLITE_DONE && j < n_ops; j++)
+      rc = apply_op (self, mamd_store_txn_get_op (txn, j));
+  }
+  if (rc == SQLITE_DONE)
+    rc = run_stmt (self->stmts[STMT_COMMIT]);
+  if (rc == SQLITE_DONE)
+    return TRUE;
+
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "could not commit state to %s: %s: see the system log, fix the disk "
+               "or file system and restart mamd",
+               self->db_path, sqlite3_errmsg (self->db));
+  if (!sqlite3_get_autocommit (self->db))
+    run_stmt (self->stmts[STMT_ROLLBACK]);
+  return FALSE;
+}
+
+typedef struct {
+  GTask *task;
+  GError *error;
+} Completion;
+
+static void
+completion_free (gpointer data)
+{
+  Completion *completion = data;
+
+  g_object_unref (completion->task);
+  g_clear_error (&completion->error);
+  g_free (completion);
+}
+
+static gboolean
+completion_cb (gpointer data)
+{
+  Completion *completion = data;
+
+  if (completion->error != NULL)
+    g_task_return_error (completion->task, g_steal_pointer (&completion->error));
+  else
+    g_task_return_boolean (completion->task, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Hands @task (and the writer's reference) to its own main context. The
+ * writer never drops a task reference itself: the last one may hold the last
+ * reference to the store, whose dispose joins this thread. Sources of one
+ * priority run in the order they were attached, so callbacks keep
+ * submission order. */
+static void
+complete_on_context (GTask *task, const GError *error)
+{
+  Completion *completion = g_new0 (Completion, 1);
+  g_autoptr(GSource) source = g_idle_source_new ();
+
+  completion->task = task;
+  completion->error = error != NULL ? g_error_copy (error) : NULL;
+  g_source_set_priority (source, g_task_get_priority (task));
+  g_source_set_static_name (source, "[mamd] store commit");
+  g_source_set_callback (source, completion_cb, completion, completion_free);
+  g_source_attach (source, g_task_get_context (task));
+}
+
+static gpointer
+writer_thread (gpointer data)
+{
+  MamdStoreSqlite *self = data;
+
+  for (;;) {
+    g_autoptr(GPtrArray) batch = g_ptr_array_new ();
+    g_autoptr(GError) error = NULL;
+    gboolean ok;
+
+    g_mutex_lock (&self->lock);
+    while (g_queue_is_empty (&self->queue) && !self->stopping)
+      g_cond_wait (&self->work_cond, &self->lock);
+    if (g_queue_is_empty (&self->queue)) {
+      g_mutex_unlock (&self->lock);
+      return NULL;
+    }
+    while (!g_queue_is_empty (&self->queue))
+      g_ptr_array_add (batch, g_queue_pop_head (&self->queue));
+    self->busy = TRUE;
+    g_mutex_unlock (&self->lock);
+
+    ok = commit_batch (self, batch, &error);
+
+    g_mutex_lock (&self->lock);
+    if (!ok) {
+      g_message ("%s", error->message);
+      self->broken = g_error_copy (error);
+    }
+    self->busy = FALSE;
+    g_cond_broadcast (&self->idle_cond);
+    g_mutex_unlock (&self->lock);
+
+    for (guint i = 0; i < batch->len; i++)
+      complete_on_context (g_ptr_array_index (batch, i), error);
+  }
+}
+
+/* ---- vfuncs ---- */
+
+static void
+mamd_store_sqlite_commit_async (MamdStore *store, MamdStoreTxn *txn,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (store);
+  g_autoptr(GTask) task = g_task_new (self, NULL, callback, user_data);
+  g_autoptr(GError) error = NULL;
+
+  g_task_set_source_tag (task, mamd_store_sqlite_commit_async);
+  g_task_set_task_data (task, txn, (GDestroyNotify) mamd_store_txn_free);
+
+  g_mutex_lock (&self->lock);
+  if (self->broken != NULL)
+    error = g_error_copy (self->broken);
+  else if (self->stopping)
+    error = g_error_new (MAMD_ERROR, MAMD_ERROR_STORE,
+                         "state store %s is closing: commit refused", self->db_path);
+  else {
+    g_queue_push_tail (&self->queue, g_object_ref (task));
+    g_cond_signal (&self->work_cond);
+  }
+  g_mutex_unlock (&self->lock);
+
+  if (error != NULL)
+    g_task_return_error (task, g_steal_pointer (&error));
+}
+
+static gboolean
+mamd_store_sqlite_commit_finish (MamdStore *store, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, store), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static gboolean
+mamd_store_sqlite_flush (MamdStore *store, GError **error)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (store);
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  while (!g_queue_is_empty (&self->queue) || self->busy)
+    g_cond_wait (&self->idle_cond, &self->lock);
+  ok = self->broken == NULL;
+  if (!ok)
+    g_propagate_error (error, g_error_copy (self->broken));
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+static gboolean
+set_read_error (MamdStoreSqlite *self, GError **error)
+{
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "could not read state from %s: %s: check the file or restore a backup",
+               self->db_path, sqlite3_errmsg (self->reader));
+  return FALSE;
+}
+
+static MamdEventRecord *
+event_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  g_autoptr(MamdEventRecord) rec = mamd_event_record_new ();
+  const char *detail = (const char *) sqlite3_column_text (stmt, 6);
+
+  rec->seq = (guint64) sqlite3_column_int64 (stmt, 0);
+  rec->time = sqlite3_column_int64 (stmt, 1);
+  rec->type = column_dup (stmt, 2);
+  rec->server_id = column_dup (stmt, 3);
+  rec->session_id = column_dup (stmt, 4);
+  rec->decision_id = column_dup (stmt, 5);
+  if (detail == NULL) {
+    rec->detail = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+  } else {
+    g_autoptr(GError) parse_error = NULL;
+
+    rec->detail = g_variant_parse (G_VARIANT_TYPE_VARDICT, detail, NULL, NULL, &parse_error);
+    if (rec->detail == NULL) {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                   "could not read event %" G_GUINT64_FORMAT " from %s: bad detail: %s",
+                   rec->seq, self->db_path, parse_error->message);
+      return NULL;
+    }
+  }
+  return g_steal_pointer (&rec);
+}
+
+static GPtrArray *
+mamd_store_sqlite_list_events (MamdStore *store, guint64 after_seq, guint limit,
+                               GError **error)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (store);
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) mamd_event_record_free);
+  /* callers on any thread share the reader and its cached statement */
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->read_lock);
+  sqlite3_stmt *stmt = self->events_stmt;
+  int rc;
+
+  sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) after_seq);
+  /* a limit of 0 means no limit; a negative LIMIT is unlimited in SQLite */
+  sqlite3_bind_int64 (stmt, 2, limit == 0 ? -1 : (sqlite3_int64) limit);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    MamdEventRecord *rec = event_from_row (self, stmt, error);
+
+    if (rec == NULL) {
+      sqlite3_reset (stmt);
+      return NULL;
+    }
+    g_ptr_array_add (events, rec);
+  }
+  sqlite3_reset (stmt);
+  if (rc != SQLITE_DONE) {
+    set_read_error (self, error);
+    return NULL;
+  }
+  return g_steal_pointer (&events);
+}
+
+/* ---- load ---- */
+
+static sqlite3_stmt *
+prepare_read (MamdStoreSqlite *self, const char *sql, GError **error)
+{
+  sqlite3_stmt *stmt = NULL;
+
+  if (sqlite3_prepare_v2 (self->reader, sql, -1, &stmt, NULL) != SQLITE_OK) {
+    set_read_error (self, error);
+    return NULL;
+  }
+  return stmt;
+}
+
+typedef gpointer (*RowFunc) (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error);
+
+static GPtrArray *
+read_table (MamdStoreSqlite *self, const char *sql, RowFunc row_func,
+            GDestroyNotify free_func, GError **error)
+{
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (free_func);
+  sqlite3_stmt *stmt = prepare_read (self, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    gpointer row = row_func (self, stmt, error);
+
+    if (row == NULL) {
+      sqlite3_finalize (stmt);
+      return NULL;
+    }
+    g_ptr_array_add (rows, row);
+  }
+  if (rc != SQLITE_DONE) {
+    set_read_error (self, error);
+    sqlite3_finalize (stmt);
+    return NULL;
+  }
+  sqlite3_finalize (stmt);
+  return g_steal_pointer (&rows);
+}
+
+static gpointer
+session_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  g_autoptr(MamdSessionRecord) rec = mamd_session_record_new ();
+  const char *state = (const char *) sqlite3_column_text (stmt, 12);
+
+  rec->id = column_dup (stmt, 0);
+  rec->server_id = column_intern (stmt, 1);
+  rec->method = column_intern (stmt, 2);
+  rec->object_id = column_dup (stmt, 3);
+  rec->tenant_id = column_intern (stmt, 4);
+  rec->user_name = column_dup (stmt, 5);
+  rec->device_id = column_dup (stmt, 6);
+  rec->platform = column_intern (stmt, 7);
+  rec->id_attribute = column_intern (stmt, 8);
+  rec->id_source = column_intern (stmt, 9);
+  rec->reason = column_intern (stmt, 10);
+  rec->owner_uid = (guint32) sqlite3_column_int64 (stmt, 11);
+  if (!mamd_session_state_from_string (state, &rec->state)) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not read session %s from %s: unknown state '%s': "
+                 "restore a backup or a matching mamd version",
+                 rec->id, self->db_path, state != NULL ? state : "");
+    return NULL;
+  }
+  rec->mam_required = sqlite3_column_int (stmt, 13) != 0;
+  rec->created = sqlite3_column_int64 (stmt, 14);
+  rec->updated = sqlite3_column_int64 (stmt, 15);
+  rec->seq = (guint64) sqlite3_column_int64 (stmt, 16);
+  return g_steal_pointer (&rec);
+}
+
+static gpointer
+user_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  MamdUserRecord *rec = mamd_user_record_new ();
+
+  rec->server_id = column_intern (stmt, 0);
+  rec->auth_service = column_intern (stmt, 1);
+  rec->object_id = column_dup (stmt, 2);
+  rec->user_name = column_dup (stmt, 3);
+  rec->created = sqlite3_column_int64 (stmt, 4);
+  return rec;
+}
+
+static gpointer
+removed_server_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  MamdRemovedServerRecord *rec = mamd_removed_server_record_new ();
+
+  rec->server_id = column_intern (stmt, 0);
+  rec->device_id = column_dup (stmt, 1);
+  rec->object_id = column_dup (stmt, 2);
+  rec->reason = column_dup (stmt, 3);
+  rec->removed = sqlite3_column_int64 (stmt, 4);
+  return rec;
+}
+
+static gpointer
+wipe_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  MamdWipeRecord *rec = mamd_wipe_record_new ();
+
+  rec->id = column_dup (stmt, 0);
+  rec->server_id = column_intern (stmt, 1);
+  rec->device_id = column_dup (stmt, 2);
+  rec->object_id = column_dup (stmt, 3);
+  rec->session_id = column_dup (stmt, 4);
+  rec->reason = column_dup (stmt, 5);
+  rec->created = sqlite3_column_int64 (stmt, 6);
+  rec->expires = sqlite3_column_int64 (stmt, 7);
+  rec->seq = (guint64) sqlite3_column_int64 (stmt, 8);
+  return rec;
+}
+
+static gboolean
+read_last_seq (MamdStoreSqlite *self, guint64 *out, GError **error)
+{
+  sqlite3_stmt *stmt = prepare_read (self,
+    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0),"
+    " coalesce((SELECT max(seq) FROM events), 0))", error);
+  gboolean ok;
+
+  if (stmt == NULL)
+    return FALSE;
+  ok = sqlite3_step (stmt) == SQLITE_ROW;
+  if (ok)
+    *out = (guint64) sqlite3_column_int64 (stmt, 0);
+  else
+    set_read_error (self, error);
+  sqlite3_finalize (stmt);
+  return ok;
+}
+
+static gboolean
+load_tables (MamdStoreSqlite *self, MamdStoreSnapshot *snapshot, GError **error)
+{
+  snapshot->sessions = read_table (self,
+    "SELECT id, server_id, method, object_id, tenant_id, user_name, device_id, platform,"
+    " id_attribute, id_source, reason, owner_uid, state, mam_required, created, updated,"
+    " seq FROM sessions", session_from_row,
+    (GDestroyNotify) mamd_session_record_free, error);
+  if (snapshot->sessions == NULL)
+    return FALSE;
+  snapshot->users = read_table (self,
+    "SELECT server_id, auth_service, object_id, user_name, created FROM users",
+    user_from_row, (GDestroyNotify) mamd_user_record_free, error);
+  if (snapshot->users == NULL)
+    return FALSE;
+  snapshot->removed_servers = read_table (self,
+    "SELECT server_id, device_id, object_id, reason, removed FROM removed_servers",
+    removed_server_from_row, (GDestroyNotify) mamd_removed_server_record_free, error);
+  if (snapshot->removed_servers == NULL)
+    return FALSE;
+  snapshot->wipes = read_table (self,
+    "SELECT id, server_id, device_id, object_id, session_id, reason, created, expires,"
+    " seq FROM wipes", wipe_from_row, (GDestroyNotify) mamd_wipe_record_free, error);
+  if (snapshot->wipes == NULL)
+    return FALSE;
+  return read_last_seq (self, &snapshot->last_seq, error);
+}
+
+static MamdStoreSnapshot *
+mamd_store_sqlite_load (MamdStore *store, GError **error)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (store);
+  g_autoptr(MamdStoreSnapshot) snapshot = g_new0 (MamdStoreSnapshot, 1);
+  /* callers on any thread share the reader and its cached statement */
+  G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->read_lock);
+  g_autoptr(GError) local_error = NULL;
+  gboolean ok;
+
+  /* one read transaction: every table from the same committed state */
+  if (!exec_sql (self->reader, "BEGIN", &local_error)) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not read state from %s: %s", self->db_path, local_error->message);
+    return NULL;
+  }
+  ok = load_tables (self, snapshot, error);
+  exec_sql (self->reader, "COMMIT", NULL);
+  if (!ok)
+    return NULL;
+  return g_steal_pointer (&snapshot);
+}
+
+/* ---- open ---- */
+
+static gboolean
+take_lock (MamdStoreSqlite *self, const char *state_dir, GError **error)
+{
+  g_autofree char *lock_path = g_build_filename (state_dir, "state.lock", NULL);
+  g_autofree char *pid_text = NULL;
+  int saved_errno;
+
+  self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (self->lock_fd < 0) {
+    saved_errno = errno;
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not open state store lock %s: %s: check the state directory's "
+                 "owner and permissions", lock_path, g_strerror (saved_errno));
+    return FALSE;
+  }
+  if (flock (self->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    char buf[32] = { 0 };
+    ssize_t n;
+
+    saved_errno = errno;
+    if (saved_errno != EWOULDBLOCK) {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                   "could not lock state store %s: %s", lock_path, g_strerror (saved_errno));
+      return FALSE;
+    }
+    n = pread (self->lock_fd, buf, sizeof buf - 1, 0);
+    pid_text = g_strstrip (g_strndup (buf, n > 0 ? (gsize) n : 0));
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "state store %s is in use by another mamd (pid %s): stop it first or "
+                 "give this one another state directory",
+                 state_dir, pid_text[0] != '\0' ? pid_text : "unknown");
+    return FALSE;
+  }
+  pid_text = g_strdup_printf ("%d\n", (int) getpid ());
+  if (ftruncate (self->lock_fd, 0) < 0 ||
+      pwrite (self->lock_fd, pid_text, strlen (pid_text), 0) < 0)
+    g_debug ("could not write pid to %s: %s", lock_path, g_strerror (errno));
+  return TRUE;
+}
+
+static sqlite3 *
+open_connection (const char *path, GError **error)
+{
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2 (path, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+
+  if (rc != SQLITE_OK) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not open state store %s: %s: check the state directory's "
+                 "owner and permissions",
+                 path, db != NULL ? sqlite3_errmsg (db) : sqlite3_errstr (rc));
+    sqlite3_close_v2 (db);
+    return NULL;
+  }
+  sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
+  return db;
+}
+
+/* Returns SQLITE_OK when the file is sound, SQLITE_CORRUPT (with @problem)
+ * when it is not a database or fails the check, another code otherwise. */
+static int
+check_integrity (sqlite3 *db, char **problem)
+{
+  sqlite3_stmt *stmt = NULL;
+  int rc = sqlite3_prepare_v2 (db, "PRAGMA quick_check", -1, &stmt, NULL);
+
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step (stmt);
+    if (rc == SQLITE_ROW) {
+      const char *result = (const char *) sqlite3_column_text (stmt, 0);
+
+      rc = g_strcmp0 (result, "ok") == 0 ? SQLITE_OK : SQLITE_CORRUPT;
+      if (rc != SQLITE_OK) {
+        /* the report spans lines; keep the error on one line and short */
+        *problem = g_strdup_printf ("integrity check: %.200s", result != NULL ? result : "");
+        g_strdelimit (*problem, "\n", ' ');
+      }
+    }
+  }
+  if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT) {
+    if (*problem == NULL)
+      *problem = g_strdup (sqlite3_errmsg (db));
+    rc = SQLITE_CORRUPT;
+  }
+  sqlite3_finalize (stmt);
+  return rc;
+}
+
+static void
+quarantine (MamdStoreSqlite *self, const char *problem, GError **error)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autofree char *target = g_strdup_printf ("%s.corrupt-%" G_GINT64_FORMAT, self->db_path, now);
+  static const char *const suffixes[] = { "-wal", "-shm" };
+  int saved_errno;
+
+  /* never overwrite an earlier quarantined file */
+  for (guint n = 1; g_file_test (target, G_FILE_TEST_EXISTS); n++) {
+    g_free (target);
+    target = g_strdup_printf ("%s.corrupt-%" G_GINT64_FORMAT ".%u", self->db_path, now, n);
+  }
+  if (g_rename (self->db_path, target) < 0) {
+    saved_errno = errno;
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "state store %s is corrupt (%s) and could not be moved to %s: %s: "
+                 "move it away by hand, then restart mamd to begin with an empty store "
+                 "or restore a backup",
+                 self->db_path, problem, target, g_strerror (saved_errno));
+    return;
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *from = g_strconcat (self->db_path, suffixes[i], NULL);
+    g_autofree char *to = g_strconcat (target, suffixes[i], NULL);
+
+    if (g_rename (from, to) < 0 && errno != ENOENT)
+      g_message ("could not move %s to %s: %s", from, to, g_strerror (errno));
+  }
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "state store %s is corrupt (%s): moved it to %s; restart mamd to begin "
+               "with an empty store or restore a backup to %s",
+               self->db_path, problem, target, self->db_path);
+}
+
+static gboolean
+query_int (sqlite3 *db, const char *sql, gint64 *out)
+{
+  sqlite3_stmt *stmt = NULL;
+  gboolean ok = sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+                sqlite3_step (stmt) == SQLITE_ROW;
+
+  if (ok)
+    *out = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  return ok;
+}
+
+static gboolean
+setup_schema (MamdStoreSqlite *self, GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *set_version = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gboolean wal;
+  gint64 version = 0;
+
+  /* WAL lets readers run beside the writer; FULL makes every commit durable */
+  if (sqlite3_prepare_v2 (self->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK ||
+      sqlite3_step (stmt) != SQLITE_ROW) {
+    sqlite3_finalize (stmt);
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "could not set up state store %s: %s",
+                 self->db_path, sqlite3_errmsg (self->db));
+    return FALSE;
+  }
+  wal = g_ascii_strcasecmp ((const char *) sqlite3_column_text (stmt, 0), "wal") == 0;
+  sqlite3_finalize (stmt);
+  if (!wal) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not switch state store %s to WAL mode: use a local file system",
+                 self->db_path);
+    return FALSE;
+  }
+  if (!exec_sql (self->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF", &local_error) ||
+      !query_int (self->db, "PRAGMA user_version", &version)) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "could not set up state store %s: %s",
+                 self->db_path, local_error != NULL ? local_error->message
+                                                    : sqlite3_errmsg (self->db));
+    return FALSE;
+  }
+  if (version > SCHEMA_VERSION) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "state store %s has schema version %" G_GINT64_FORMAT ", newer than this "
+                 "mamd understands (%d): run a newer mamd or restore a backup",
+                 self->db_path, version, SCHEMA_VERSION);
+    return FALSE;
+  }
+  if (version == SCHEMA_VERSION)
+    return TRUE;
+  set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s PRAGMA user_version=%d; COMMIT",
+                                 schema_sql, SCHEMA_VERSION);
+  if (!exec_sql (self->db, set_version, &local_error)) {
+    exec_sql (self->db, "ROLLBACK", NULL);
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not create the schema of state store %s: %s",
+                 self->db_path, local_error->message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+prepare_statements (MamdStoreSqlite *self, GError **error)
+{
+  for (guint i = 0; i < N_STMTS; i++) {
+    if (sqlite3_prepare_v3 (self->db, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                            &self->stmts[i], NULL) != SQLITE_OK) {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                   "could not prepare state store %s: %s",
+                   self->db_path, sqlite3_errmsg (self->db));
+      return FALSE;
+    }
+  }
+  self->reader = open_connection (self->db_path, error);
+  if (self->reader == NULL)
+    return FALSE;
+  /* the reader must never write, whatever a bug asks of it */
+  if (!exec_sql (self->reader, "PRAGMA query_only=1", NULL) ||
+      sqlite3_prepare_v3 (self->reader,
+                          "SELECT seq, time, type, server_id, session_id, decision_id, detail"
+                          " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1,
+                          SQLITE_PREPARE_PERSISTENT, &self->events_stmt, NULL) != SQLITE_OK) {
+    set_read_error (self, error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+open_database (MamdStoreSqlite *self, GError **error)
+{
+  g_autofree char *problem = NULL;
+  int rc;
+
+  self->db = open_connection (self->db_path, error);
+  if (self->db == NULL)
+    return FALSE;
+  rc = check_integrity (self->db, &problem);
+  if (rc == SQLITE_CORRUPT) {
+    g_clear_pointer (&self->db, sqlite3_close_v2);
+    quarantine (self, problem, error);
+    return FALSE;
+  }
+  if (rc != SQLITE_OK) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not check state store %s: %s: check the file's owner, "
+                 "permissions and the disk", self->db_path, sqlite3_errmsg (self->db));
+    return FALSE;
+  }
+  return setup_schema (self, error) && prepare_statements (self, error);
+}
+
+MamdStore *
+mamd_store_sqlite_open (const char *state_dir, GError **error)
+{
+  g_autoptr(MamdStoreSqlite) self = NULL;
+  g_autoptr(GError) thread_error = NULL;
+  int saved_errno;
+
+  g_return_val_if_fail (state_dir != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (g_mkdir_with_parents (state_dir, 0700) < 0) {
+    saved_errno = errno;
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not create state directory %s: %s: check its parent's owner "
+                 "and permissions", state_dir, g_strerror (saved_errno));
+    return NULL;
+  }
+  self = g_object_new (MAMD_TYPE_STORE_SQLITE, NULL);
+  self->db_path = g_build_filename (state_dir, "state.db", NULL);
+  if (!take_lock (self, state_dir, error) || !open_database (self, error))
+    return NULL;
+
+  self->writer = g_thread_try_new ("mamd-store", writer_thread, self, &thread_error);
+  if (self->writer == NULL) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not start the state store writer: %s", thread_error->message);
+    return NULL;
+  }
+  return MAMD_STORE (g_steal_pointer (&self));
+}
+
+static void
+mamd_store_sqlite_dispose (GObject *object)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (object);
+
+  if (self->writer != NULL) {
+    g_mutex_lock (&self->lock);
+    self->stopping = TRUE;
+    g_cond_signal (&self->work_cond);
+    g_mutex_unlock (&self->lock);
+    /* the thread drains the queue before it exits */
+    g_thread_join (g_steal_pointer (&self->writer));
+  }
+  G_OBJECT_CLASS (mamd_store_sqlite_parent_class)->dispose (object);
+}
+
+static void
+mamd_store_sqlite_finalize (GObject *object)
+{
+  MamdStoreSqlite *self = MAMD_STORE_SQLITE (object);
+
+  for (guint i = 0; i < N_STMTS; i++)
+    sqlite3_finalize (self->stmts[i]);
+  sqlite3_finalize (self->events_stmt);
+  if (self->reader != NULL)
+    sqlite3_close_v2 (self->reader);
+  if (self->db != NULL)
+    sqlite3_close_v2 (self->db);
+  /* closing the descriptor releases the flock */
+  if (self->lock_fd >= 0)
+    close (self->lock_fd);
+  g_clear_error (&self->broken);
+  g_free (self->db_path);
+  g_mutex_clear (&self->read_lock);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->work_cond);
+  g_cond_clear (&self->idle_cond);
+  G_OBJECT_CLASS (mamd_store_sqlite_parent_class)->finalize (object);
+}
+
+static void
+mamd_store_sqlite_class_init (MamdStoreSqliteClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  MamdStoreClass *store_class = MAMD_STORE_CLASS (klass);
+
+  object_class->dispose = mamd_store_sqlite_dispose;
+  object_class->finalize = mamd_store_sqlite_finalize;
+  store_class->load = mamd_store_sqlite_load;
+  store_class->commit_async = mamd_store_sqlite_commit_async;
+  store_class->commit_finish = mamd_store_sqlite_commit_finish;
+  store_class->list_events = mamd_store_sqlite_list_events;
+  store_class->flush = mamd_store_sqlite_flush;
+}
+
+static void
+mamd_store_sqlite_init (MamdStoreSqlite *self)
+{
+  self->lock_fd = -1;
+  g_mutex_init (&self->read_lock);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->work_cond);
+  g_cond_init (&self->idle_cond);
+  g_queue_init (&self->queue);
+}
