@@ -1,1 +1,428 @@
-int main (void) { return 0; }
+/*
+ * mamd: loads plugins, opens the state store, starts the engine, exports
+ * the D-Bus API and then owns org.mamd.Mamd1. Reloads on SIGHUP and on
+ * configuration or licence file changes; SIGTERM/SIGINT shut down cleanly.
+ */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "mamd-dbus-adaptor.h"
+#include "mamd-engine.h"
+#include "mamd-plugin-loader.h"
+#include "mamd-store.h"
+
+#define RELOAD_DEBOUNCE_MS 500
+
+typedef struct {
+  GMainLoop *loop;
+  int exit_status;
+  char *config_dir;
+  char *bus_description;     /* "system bus", "session bus", "bus at <address>" */
+  MamdEngine *engine;
+  MamdDbusAdaptor *adaptor;
+  GDBusConnection *connection;
+  guint name_owner_id;
+  gboolean name_acquired;
+  gboolean connection_closed;
+  GPtrArray *monitors;       /* GFileMonitor */
+  guint debounce_id;
+  gboolean reload_running;
+  gboolean reload_again;
+  char *reload_again_origin;
+} MamdDaemon;
+
+static void
+daemon_quit (MamdDaemon *daemon, int status)
+{
+  /* the first reason to stop wins */
+  if (daemon->exit_status < 0)
+    daemon->exit_status = status;
+  g_main_loop_quit (daemon->loop);
+}
+
+/* ---- reload ---- */
+
+static void setup_monitors (MamdDaemon *daemon);
+static void daemon_reload (MamdDaemon *daemon, const char *origin);
+
+typedef struct {
+  MamdDaemon *daemon;
+  char *origin;
+} ReloadData;
+
+static void
+on_reload_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ReloadData *data = user_data;
+  MamdDaemon *daemon = data->daemon;
+  g_autoptr(GError) error = NULL;
+
+  daemon->reload_running = FALSE;
+  if (mamd_engine_reload_finish (MAMD_ENGINE (source), result, &error))
+    g_message ("configuration reloaded (%s)", data->origin);
+  else
+    g_warning ("reload (%s) refused, the previous configuration stays: %s", data->origin,
+               error->message);
+  g_free (data->origin);
+  g_free (data);
+
+  /* the licence file may have moved with the configuration */
+  setup_monitors (daemon);
+  if (daemon->reload_again) {
+    g_autofree char *origin = g_steal_pointer (&daemon->reload_again_origin);
+
+    daemon->reload_again = FALSE;
+    daemon_reload (daemon, origin != NULL ? origin : "queued");
+  }
+}
+
+static void
+daemon_reload (MamdDaemon *daemon, const char *origin)
+{
+  ReloadData *data;
+
+  /* one at a time: a change during a reload is picked up right after it */
+  if (daemon->reload_running) {
+    daemon->reload_again = TRUE;
+    g_free (daemon->reload_again_origin);
+    daemon->reload_again_origin = g_strdup (origin);
+    return;
+  }
+  g_debug ("reloading (%s)", origin);
+  daemon->reload_running = TRUE;
+  data = g_new0 (ReloadData, 1);
+  data->daemon = daemon;
+  data->origin = g_strdup (origin);
+  mamd_engine_reload_async (daemon->engine, NULL, on_reload_done, data);
+}
+
+static gboolean
+on_debounce (gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  daemon->debounce_id = 0;
+  daemon_reload (daemon, "file change");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_file_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorEvent event,
+                 gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  /* editors write in several steps: wait until they have been quiet for a while */
+  g_clear_handle_id (&daemon->debounce_id, g_source_remove);
+  daemon->debounce_id = g_timeout_add (RELOAD_DEBOUNCE_MS, on_debounce, daemon);
+}
+
+static void
+add_monitor (MamdDaemon *daemon, const char *path, gboolean directory)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GFileMonitor) monitor = NULL;
+
+  if (directory)
+    monitor = g_file_monitor_directory (file, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
+  else
+    monitor = g_file_monitor_file (file, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
+  if (monitor == NULL) {
+    g_warning ("cannot watch %s for changes (reload with SIGHUP instead): %s", path,
+               error->message);
+    return;
+  }
+  g_signal_connect (monitor, "changed", G_CALLBACK (on_file_changed), daemon);
+  g_ptr_array_add (daemon->monitors, g_steal_pointer (&monitor));
+}
+
+static void
+setup_monitors (MamdDaemon *daemon)
+{
+  const MamdConfig *config = mamd_engine_get_config (daemon->engine);
+  g_autofree char *servers_dir = g_build_filename (daemon->config_dir, "servers.d", NULL);
+
+  for (guint i = 0; i < daemon->monitors->len; i++)
+    g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
+  g_ptr_array_set_size (daemon->monitors, 0);
+
+  add_monitor (daemon, daemon->config_dir, TRUE);
+  if (g_file_test (servers_dir, G_FILE_TEST_IS_DIR))
+    add_monitor (daemon, servers_dir, TRUE);
+  if (config != NULL && config->daemon != NULL && config->daemon->license_file != NULL)
+    add_monitor (daemon, config->daemon->license_file, FALSE);
+}
+
+/* ---- unix signals, engine failure ---- */
+
+static gboolean
+on_sigterm (gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  g_message ("shutting down");
+  daemon_quit (daemon, EXIT_SUCCESS);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sighup (gpointer user_data)
+{
+  daemon_reload (user_data, "SIGHUP");
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_engine_fatal (MamdEngine *engine, const GError *error, gpointer user_data)
+{
+  g_critical ("stopping: the state store failed (%s): memory may be ahead of disk, a restart "
+              "reloads the acknowledged state", error != NULL ? error->message : "no reason given");
+  daemon_quit (user_data, EXIT_FAILURE);
+}
+
+/* ---- the bus ---- */
+
+static void
+on_name_acquired (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  daemon->name_acquired = TRUE;
+  g_message ("serving %s on the %s", name, daemon->bus_description);
+  mamd_engine_announce_pending_wipes (daemon->engine);
+}
+
+static void
+on_name_lost (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  if (daemon->connection_closed)
+    g_printerr ("mamd: lost the connection to the %s\n", daemon->bus_description);
+  else
+    g_printerr ("mamd: cannot own %s on the %s: is another mamd running, and does the bus "
+                "policy allow this user?\n", name, daemon->bus_description);
+  daemon_quit (daemon, EXIT_FAILURE);
+}
+
+static void
+on_connection_closed (GDBusConnection *connection, gboolean remote_peer_vanished,
+                      GError *error, gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  daemon->connection_closed = TRUE;
+  g_warning ("the %s connection closed%s%s", daemon->bus_description,
+             error != NULL ? ": " : "", error != NULL ? error->message : "");
+  daemon_quit (daemon, EXIT_FAILURE);
+}
+
+static GDBusConnection *
+connect_bus (MamdDaemon *daemon, gboolean session_bus, const char *address, GError **error)
+{
+  GDBusConnection *connection;
+
+  if (address != NULL) {
+    daemon->bus_description = g_strdup_printf ("bus at %s", address);
+    connection = g_dbus_connection_new_for_address_sync (
+      address,
+      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+        G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+      NULL, NULL, error);
+  } else {
+    daemon->bus_description = g_strdup (session_bus ? "session bus" : "system bus");
+    connection = g_bus_get_sync (session_bus ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM, NULL,
+                                 error);
+  }
+  if (connection == NULL)
+    g_prefix_error (error, "cannot connect to the %s: ", daemon->bus_description);
+  return connection;
+}
+
+/* ---- start and stop ---- */
+
+typedef struct {
+  gboolean session_bus;
+  char *bus_address;
+  char *config_dir;
+  char *state_dir;
+  char *plugin_dir;
+} MamdOptions;
+
+static gboolean
+daemon_start (MamdDaemon *daemon, const MamdOptions *options, GError **error)
+{
+  g_autoptr(MamdPluginLoader) plugins = mamd_plugin_loader_new ();
+  g_autoptr(MamdStore) store = NULL;
+
+  if (!mamd_plugin_loader_load_dir (plugins, options->plugin_dir, error))
+    return FALSE;
+  store = mamd_store_sqlite_open (options->state_dir, error);
+  if (store == NULL)
+    return FALSE;
+  daemon->engine = mamd_engine_new (store, plugins);
+  if (!mamd_engine_start (daemon->engine, options->config_dir, error))
+    return FALSE;
+  g_signal_connect (daemon->engine, "fatal", G_CALLBACK (on_engine_fatal), daemon);
+
+  daemon->connection = connect_bus (daemon, options->session_bus, options->bus_address, error);
+  if (daemon->connection == NULL)
+    return FALSE;
+  g_dbus_connection_set_exit_on_close (daemon->connection, FALSE);
+  g_signal_connect (daemon->connection, "closed", G_CALLBACK (on_connection_closed), daemon);
+
+  /* objects first, name second: a client that sees the name must find them */
+  daemon->adaptor = mamd_dbus_adaptor_new (daemon->engine);
+  if (daemon->adaptor == NULL) {
+    g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_FAILED,
+                         "the D-Bus interface description is unusable (broken build)");
+    return FALSE;
+  }
+  if (!mamd_dbus_adaptor_export (daemon->adaptor, daemon->connection, error))
+    return FALSE;
+  daemon->name_owner_id = g_bus_own_name_on_connection (daemon->connection, MAMD_BUS_NAME,
+                                                        G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                                        on_name_acquired, on_name_lost, daemon,
+                                                        NULL);
+  setup_monitors (daemon);
+  return TRUE;
+}
+
+static int
+daemon_stop (MamdDaemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+  int status = daemon->exit_status < 0 ? EXIT_SUCCESS : daemon->exit_status;
+
+  g_clear_handle_id (&daemon->debounce_id, g_source_remove);
+  for (guint i = 0; i < daemon->monitors->len; i++)
+    g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
+  if (daemon->name_owner_id != 0)
+    g_bus_unown_name (daemon->name_owner_id);
+
+  if (daemon->engine != NULL && !mamd_engine_shutdown (daemon->engine, &error)) {
+    g_warning ("state may be incomplete: %s", error->message);
+    status = EXIT_FAILURE;
+  }
+  /* let finished commits answer their callers and queue their signals;
+   * bounded, so a client that keeps calling cannot hold the exit up */
+  for (guint i = 0; i < 10000 && g_main_context_iteration (NULL, FALSE); i++)
+    ;
+  if (daemon->adaptor != NULL)
+    mamd_dbus_adaptor_unexport (daemon->adaptor);
+  if (daemon->connection != NULL && !daemon->connection_closed)
+    g_dbus_connection_flush_sync (daemon->connection, NULL, NULL);
+  return status;
+}
+
+static void
+daemon_free (MamdDaemon *daemon)
+{
+  g_clear_object (&daemon->adaptor);
+  g_clear_object (&daemon->engine);
+  g_clear_object (&daemon->connection);
+  g_ptr_array_unref (daemon->monitors);
+  g_main_loop_unref (daemon->loop);
+  g_free (daemon->config_dir);
+  g_free (daemon->bus_description);
+  g_free (daemon->reload_again_origin);
+  g_free (daemon);
+}
+
+static void
+options_clear (MamdOptions *options)
+{
+  g_free (options->bus_address);
+  g_free (options->config_dir);
+  g_free (options->state_dir);
+  g_free (options->plugin_dir);
+}
+
+int
+main (int argc, char **argv)
+{
+  MamdOptions options = { 0 };
+  gboolean verbose = FALSE, version = FALSE;
+  const GOptionEntry entries[] = {
+    { "session-bus", 0, 0, G_OPTION_ARG_NONE, &options.session_bus,
+      "Serve on the session bus instead of the system bus", NULL },
+    { "bus-address", 0, 0, G_OPTION_ARG_STRING, &options.bus_address,
+      "Serve on the message bus at ADDR (tests, private buses)", "ADDR" },
+    { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &options.config_dir,
+      "Read mamd.conf and servers.d/ from DIR (default " MAMD_CONFDIR ")", "DIR" },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &options.state_dir,
+      "Keep the state store in DIR (default " MAMD_STATEDIR ")", "DIR" },
+    { "plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &options.plugin_dir,
+      "Load identity plugins from DIR (default " MAMD_PLUGINDIR ")", "DIR" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log debug messages", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  MamdDaemon *daemon;
+  int status;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("- Intune-style app-management policy daemon");
+  g_option_context_set_summary (context,
+                                "Enforces mobile app-management (MAM) policy for chat servers "
+                                "and serves org.mamd.Mamd1 on D-Bus.\n\n"
+                                "Signals: SIGHUP reloads configuration and licence; SIGTERM "
+                                "and SIGINT shut down cleanly.\n"
+                                "Exit status: 0 after a clean shutdown, 1 when mamd cannot "
+                                "start or must stop.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error)) {
+    g_printerr ("mamd: %s (see mamd --help)\n", error->message);
+    options_clear (&options);
+    return EXIT_FAILURE;
+  }
+  if (version) {
+    g_print ("mamd %s\n", MAMD_VERSION);
+    options_clear (&options);
+    return EXIT_SUCCESS;
+  }
+  if (options.session_bus && options.bus_address != NULL) {
+    g_printerr ("mamd: --session-bus and --bus-address exclude each other\n");
+    options_clear (&options);
+    return EXIT_FAILURE;
+  }
+  if (verbose)
+    g_log_set_debug_enabled (TRUE);
+  if (options.config_dir == NULL)
+    options.config_dir = g_strdup (MAMD_CONFDIR);
+  if (options.state_dir == NULL)
+    options.state_dir = g_strdup (MAMD_STATEDIR);
+  if (options.plugin_dir == NULL)
+    options.plugin_dir = g_strdup (MAMD_PLUGINDIR);
+
+  daemon = g_new0 (MamdDaemon, 1);
+  daemon->loop = g_main_loop_new (NULL, FALSE);
+  daemon->exit_status = -1;
+  daemon->config_dir = g_strdup (options.config_dir);
+  daemon->monitors = g_ptr_array_new_with_free_func (g_object_unref);
+
+  if (!daemon_start (daemon, &options, &error)) {
+    g_printerr ("mamd: cannot start: %s\n", error->message);
+    if (daemon->engine != NULL)
+      mamd_engine_shutdown (daemon->engine, NULL);
+    daemon_free (daemon);
+    options_clear (&options);
+    return EXIT_FAILURE;
+  }
+  g_unix_signal_add (SIGTERM, on_sigterm, daemon);
+  g_unix_signal_add (SIGINT, on_sigterm, daemon);
+  g_unix_signal_add (SIGHUP, on_sighup, daemon);
+
+  g_main_loop_run (daemon->loop);
+  status = daemon_stop (daemon);
+  daemon_free (daemon);
+  options_clear (&options);
+  return status;
+}

@@ -1,0 +1,338 @@
+/*
+ * kill -9 loses nothing that was acknowledged. A burst of sign-ins (and
+ * failed enrollments, which request wipes) runs with 16 calls in flight;
+ * the daemon is SIGKILLed in the middle of it, restarted on the same state
+ * directory, and every acknowledged session, state, wipe and seq must be
+ * there. Several rounds on the same store kill at different moments.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "mamd-plugin.h"
+#include "mamd-test-daemon.h"
+
+#define SERVER "chat"
+#define IN_FLIGHT 16
+#define WAIT_MS 60000
+#define MANAGER_IFACE "org.mamd.Mamd1.Manager"
+
+typedef struct _Burst Burst;
+
+typedef struct {
+  Burst *burst;
+  char *path;
+  gboolean revoked; /* the revoking ReportEnrollment was acknowledged */
+} Expected;
+
+struct _Burst {
+  MamdTestDaemon *d;
+  GHashTable *sessions; /* path -> Expected, every acknowledged session so far */
+  GHashTable *wipes;    /* wipe id -> NULL, from WipeRequested signals */
+  guint64 max_seq;      /* highest acknowledged seq */
+
+  /* the current round */
+  guint acked;
+  guint kill_after;
+  gboolean killed;
+  guint in_flight;
+  guint started;
+  guint unexpected_errors;
+};
+
+static void
+expected_free (Expected *e)
+{
+  g_free (e->path);
+  g_free (e);
+}
+
+static void send_sign_in (Burst *burst);
+
+static void
+note_seq (Burst *burst, guint64 seq)
+{
+  burst->max_seq = MAX (burst->max_seq, seq);
+}
+
+/* Counts an acknowledged reply; SIGKILL exactly when the round's count is
+ * reached, while the other calls are still in flight. */
+static void
+acknowledged (Burst *burst)
+{
+  burst->acked++;
+  if (!burst->killed && burst->acked >= burst->kill_after) {
+    burst->killed = TRUE;
+    g_assert_cmpint (kill (mamd_test_daemon_get_pid (burst->d), SIGKILL), ==, 0);
+  }
+}
+
+static void
+call_failed (Burst *burst, const char *what, GError *error)
+{
+  /* after the kill, calls in flight fail: that is the point */
+  if (burst->killed)
+    return;
+  g_test_message ("%s failed before the kill: %s", what, error->message);
+  burst->unexpected_errors++;
+}
+
+static void
+on_report (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Expected *expected = user_data;
+  Burst *burst = expected->burst;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  burst->in_flight--;
+  if (reply == NULL) {
+    call_failed (burst, "ReportEnrollment", error);
+  } else {
+    g_autoptr(GVariant) dict = g_variant_get_child_value (reply, 0);
+    guint64 seq = 0;
+
+    g_assert_true (g_variant_lookup (dict, "seq", "t", &seq));
+    note_seq (burst, seq);
+    expected->revoked = TRUE;
+    acknowledged (burst);
+  }
+  if (!burst->killed)
+    send_sign_in (burst);
+}
+
+static void
+on_sign_in (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Burst *burst = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) dict = NULL;
+  const char *path;
+  Expected *expected;
+  guint64 seq = 0;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
+  burst->in_flight--;
+  if (reply == NULL) {
+    call_failed (burst, "SignIn", error);
+    if (!burst->killed)
+      send_sign_in (burst);
+    return;
+  }
+  g_variant_get (reply, "(&o@a{sv})", &path, &dict);
+  g_assert_true (g_variant_lookup (dict, "seq", "t", &seq));
+  note_seq (burst, seq);
+  expected = g_new0 (Expected, 1);
+  expected->burst = burst;
+  expected->path = g_strdup (path);
+  g_hash_table_insert (burst->sessions, expected->path, expected);
+  acknowledged (burst);
+  if (burst->killed)
+    return;
+
+  /* every fourth session fails its enrollment: revoked, wipe requested */
+  if (g_hash_table_size (burst->sessions) % 4 == 0) {
+    burst->in_flight++;
+    g_dbus_connection_call (G_DBUS_CONNECTION (source), "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                            MANAGER_IFACE, "ReportEnrollment",
+                            g_variant_new ("(osi)", path, "failed", 201),
+                            G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
+                            on_report, expected);
+  } else {
+    send_sign_in (burst);
+  }
+}
+
+static void
+send_sign_in (Burst *burst)
+{
+  GDBusConnection *connection = mamd_test_daemon_get_connection (burst->d);
+  g_autofree char *oid = mamd_test_random_guid ();
+  g_autofree char *device = g_strdup_printf ("device-%u", burst->started++);
+
+  burst->in_flight++;
+  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                          "SignIn",
+                          g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test",
+                                         mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                                         mamd_test_device ("ios", device)),
+                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
+                          on_sign_in, burst);
+}
+
+static gboolean
+burst_settled (gpointer user_data)
+{
+  Burst *burst = user_data;
+
+  return burst->killed && burst->in_flight == 0;
+}
+
+/* Every WipeRequested seen so far was emitted after its commit: durable. */
+static void
+collect_wipes_and_consume (Burst *burst)
+{
+  GPtrArray *signals = mamd_test_daemon_get_signals (burst->d);
+
+  for (guint i = 0; i < signals->len; i++) {
+    MamdTestSignal *sig = g_ptr_array_index (signals, i);
+
+    if (g_strcmp0 (sig->member, "WipeRequested") == 0) {
+      const char *id = NULL;
+      guint64 seq = 0;
+
+      g_variant_get (sig->parameters, "(&sssst)", &id, NULL, NULL, NULL, &seq);
+      g_hash_table_add (burst->wipes, g_strdup (id));
+      note_seq (burst, seq);
+    }
+    /* so waits after the restart only see the new daemon's signals */
+    sig->consumed = TRUE;
+  }
+}
+
+static GVariant *
+call_list (MamdTestDaemon *d, const char *method, GVariant *args)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = mamd_test_daemon_call (d, method, args, "(aa{sv})", &error);
+
+  g_assert_no_error (error);
+  return g_variant_get_child_value (reply, 0);
+}
+
+static void
+verify_after_restart (Burst *burst)
+{
+  MamdTestDaemon *d = burst->d;
+  g_autoptr(GVariant) sessions = call_list (d, "ListSessions", g_variant_new ("(s)", ""));
+  g_autoptr(GVariant) wipes = call_list (d, "ListWipes", NULL);
+  g_autoptr(GHashTable) listed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GHashTable) pending = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) seq_reply = NULL;
+  g_autoptr(GVariant) seq_value = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  for (gsize i = 0; i < g_variant_n_children (sessions); i++) {
+    g_autoptr(GVariant) entry = g_variant_get_child_value (sessions, i);
+    char *path = NULL, *state = NULL;
+
+    g_assert_true (g_variant_lookup (entry, "object-path", "o", &path));
+    g_assert_true (g_variant_lookup (entry, "state", "s", &state));
+    g_hash_table_insert (listed, path, state);
+  }
+  g_hash_table_iter_init (&iter, burst->sessions);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    const Expected *expected = value;
+    const char *state = g_hash_table_lookup (listed, expected->path);
+
+    if (state == NULL)
+      g_error ("acknowledged session %s is lost", expected->path);
+    if (expected->revoked)
+      g_assert_cmpstr (state, ==, "revoked");
+    else if (g_strcmp0 (state, "enrollment-required") != 0)
+      /* only an unacknowledged failure report may have moved it on */
+      g_assert_cmpstr (state, ==, "revoked");
+  }
+
+  for (gsize i = 0; i < g_variant_n_children (wipes); i++) {
+    g_autoptr(GVariant) entry = g_variant_get_child_value (wipes, i);
+    char *id = NULL;
+
+    g_assert_true (g_variant_lookup (entry, "id", "s", &id));
+    g_hash_table_add (pending, id);
+  }
+  g_hash_table_iter_init (&iter, burst->wipes);
+  while (g_hash_table_iter_next (&iter, &key, NULL)) {
+    if (!g_hash_table_contains (pending, key))
+      g_error ("acknowledged wipe %s is not pending any more", (const char *) key);
+    if (mamd_test_daemon_wait_signal (d, "WipeRequested", key, WAIT_MS) == NULL)
+      g_error ("wipe %s was not announced again after the restart", (const char *) key);
+  }
+
+  seq_reply = g_dbus_connection_call_sync (mamd_test_daemon_get_connection (d), "org.mamd.Mamd1",
+                                           "/org/mamd/Mamd1", "org.freedesktop.DBus.Properties",
+                                           "Get", g_variant_new ("(ss)", MANAGER_IFACE,
+                                                                 "LastEventSeq"),
+                                           G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                           NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (seq_reply, "(v)", &seq_value);
+  g_assert_cmpuint (g_variant_get_uint64 (seq_value), >=, burst->max_seq);
+}
+
+static void
+assert_store_integrity (MamdTestDaemon *d)
+{
+  g_autofree char *db_path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db",
+                                               NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (db_path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA integrity_check", -1, &stmt, NULL), ==,
+                   SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "ok");
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+}
+
+static void
+test_kill_rounds (void)
+{
+  static const guint kill_points[] = { 3, 40, 150 };
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  Burst burst = { 0 };
+
+  burst.d = d;
+  burst.sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) expected_free);
+  burst.wipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  mamd_test_daemon_write_default_setup (d, SERVER);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+
+  for (guint round = 0; round < G_N_ELEMENTS (kill_points); round++) {
+    burst.acked = 0;
+    burst.killed = FALSE;
+    burst.kill_after = kill_points[round];
+    for (guint i = 0; i < IN_FLIGHT; i++)
+      send_sign_in (&burst);
+    g_assert_true (mamd_test_daemon_iterate_until (d, burst_settled, &burst, WAIT_MS * 5));
+    g_assert_cmpuint (burst.unexpected_errors, ==, 0);
+    g_assert_cmpint (mamd_test_daemon_kill (d, SIGKILL), ==, 128 + SIGKILL);
+    g_test_message ("round %u: killed after %u acknowledged replies, %u sessions, %u wipes "
+                    "so far", round, burst.acked, g_hash_table_size (burst.sessions),
+                    g_hash_table_size (burst.wipes));
+    collect_wipes_and_consume (&burst);
+    assert_store_integrity (d);
+
+    /* the store took the kill: a new daemon starts on it and has it all */
+    mamd_test_daemon_start (d, &error);
+    g_assert_no_error (error);
+    verify_after_restart (&burst);
+  }
+  g_assert_cmpuint (g_hash_table_size (burst.wipes), >, 0);
+  g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
+  assert_store_integrity (d);
+
+  g_hash_table_unref (burst.sessions);
+  g_hash_table_unref (burst.wipes);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  (void) mamd_error_quark ();
+  g_test_add_func ("/mamd/durability/sigkill-mid-burst", test_kill_rounds);
+  return g_test_run ();
+}
