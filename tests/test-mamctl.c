@@ -1,0 +1,718 @@
+/*
+ * mamctl against the real daemon on a private bus: every command in human
+ * and JSON form, the exit codes 0-4, and monitor printing a sign-in's
+ * signals as they happen.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "mamd-test-daemon.h"
+
+#define TENANT "8f2c6a7e-3b1d-4c5e-9a0f-1d2e3f4a5b6c"
+#define CLIENT "4b7e9d21-6c3a-4f8b-b2e1-9a8c7d6e5f40"
+#define ALICE "2d9c1f3e-7a4b-4e6d-8c5f-0b1a2c3d4e5f"
+#define BOB "6e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098"
+
+typedef struct {
+  MamdTestDaemon *daemon;
+  char *mamctl;
+} Fixture;
+
+typedef struct {
+  int status;
+  char *out;
+  char *err;
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static char *
+mamctl_path (void)
+{
+  const char *root = g_getenv ("MAMD_BUILD_ROOT");
+
+  g_assert_nonnull (root);
+  return g_build_filename (root, "tools", "mamctl", NULL);
+}
+
+/* Runs mamctl with @args (NULL-terminated) against @bus_address (NULL: no
+ * MAMD_BUS_ADDRESS at all). */
+static void
+run_mamctl_v (const char *bus_address, Run *run, const char *const *args)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  guint i;
+
+  g_ptr_array_add (argv, mamctl_path ());
+  for (i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                        | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_unsetenv (launcher, "DBUS_SESSION_BUS_ADDRESS");
+  if (bus_address != NULL)
+    g_subprocess_launcher_setenv (launcher, "MAMD_BUS_ADDRESS", bus_address, TRUE);
+  else
+    g_subprocess_launcher_unsetenv (launcher, "MAMD_BUS_ADDRESS");
+  proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  run->status = g_subprocess_get_exit_status (proc);
+  g_test_message ("mamctl %s -> %d\n%s%s", args[0] != NULL ? args[0] : "", run->status,
+                  run->out, run->err);
+}
+
+#define run_mamctl(f, run, ...) \
+  G_STMT_START { \
+    const char *const args_[] = { __VA_ARGS__, NULL }; \
+    run_mamctl_v (mamd_test_daemon_get_bus_address ((f)->daemon), (run), args_); \
+  } G_STMT_END
+
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* the value of "KEY: value" in human output */
+static char *
+human_field (const char *out, const char *key)
+{
+  g_auto(GStrv) lines = g_strsplit (out, "\n", -1);
+  g_autofree char *prefix = g_strconcat (key, ":", NULL);
+  guint i;
+
+  for (i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], prefix))
+      return g_strstrip (g_strdup (lines[i] + strlen (prefix)));
+  return NULL;
+}
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->mamctl = mamctl_path ();
+  f->daemon = mamd_test_daemon_new ();
+  mamd_test_daemon_write_daemon_conf (f->daemon, NULL);
+  mamd_test_daemon_write_license (f->daemon, "advanced",
+                                  g_get_real_time () / G_USEC_PER_SEC + 86400);
+  mamd_test_daemon_write_server (f->daemon, "chat",
+                                 "[Server]\nEnable=true\nTenantId=" TENANT "\n"
+                                 "ClientId=" CLIENT "\nAuthService=test\n");
+  mamd_test_daemon_write_server (f->daemon, "open",
+                                 "[Server]\nEnable=false\nAuthService=test\n");
+  if (data == NULL)
+    {
+      mamd_test_daemon_start (f->daemon, &error);
+      g_assert_no_error (error);
+    }
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  mamd_test_daemon_free (f->daemon);
+  g_free (f->mamctl);
+}
+
+/* Signs @object_id in on @server from @device and returns the session id. */
+static char *
+login (Fixture *f, const char *server, const char *object_id, const char *device,
+       const char *expected_state)
+{
+  g_auto(Run) run = { 0 };
+  g_autofree char *cred_oid = g_strconcat ("--credential=object-id=", object_id, NULL);
+  g_autofree char *dev = g_strconcat ("--device-id=", device, NULL);
+  g_autofree char *state = NULL;
+
+  run_mamctl (f, &run, "login", server, "test", "--platform=ios", dev, cred_oid,
+              "--credential=tenant-id=" TENANT, "--credential=user-name=someone");
+  g_assert_cmpint (run.status, ==, 0);
+  state = human_field (run.out, "state");
+  g_assert_cmpstr (state, ==, expected_state);
+  g_assert_nonnull (strstr (run.out, "object-path:"));
+  return human_field (run.out, "id");
+}
+
+static void
+test_usage (Fixture *f, gconstpointer data)
+{
+  const char *const cases[][4] = {
+    { "frobnicate", NULL },
+    { "session", NULL },
+    { "session", "not-a-session", NULL },
+    { "login", "chat", "test", NULL },                        /* no --platform/--device-id */
+    { "sessions", "a", "b", NULL },
+    { "report-enrollment", "0123456789abcdef0123456789abcdef", "maybe", NULL },
+    { "--system", "--session-bus", "status", NULL },
+    { "status", "--no-such-option", NULL },
+  };
+  g_auto(Run) none = { 0 };
+  g_auto(Run) help = { 0 };
+  g_auto(Run) cred = { 0 };
+  guint i;
+
+  run_mamctl_v (NULL, &none, (const char *const[]) { NULL });
+  g_assert_cmpint (none.status, ==, 2);
+  for (i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto(Run) run = { 0 };
+      run_mamctl_v (NULL, &run, cases[i]);
+      g_assert_cmpint (run.status, ==, 2);
+      g_assert_true (g_str_has_prefix (run.err, "mamctl: "));
+    }
+  run_mamctl_v (NULL, &cred, (const char *const[]) { "login", "chat", "test", "--platform=ios",
+                                                     "--device-id=d", "--credential=delay-ms:u=x",
+                                                     NULL });
+  g_assert_cmpint (cred.status, ==, 2);
+
+  run_mamctl_v (NULL, &help, (const char *const[]) { "--help", NULL });
+  g_assert_cmpint (help.status, ==, 0);
+  /* the exit codes are documented */
+  g_assert_nonnull (strstr (help.out, "cannot reach mamd"));
+  g_assert_nonnull (strstr (help.out, "check-access"));
+}
+
+static void
+test_unreachable (Fixture *f, gconstpointer data)
+{
+  g_auto(Run) no_bus = { 0 };
+  g_auto(Run) no_mamd = { 0 };
+  g_autofree char *address = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("mamctl-test-XXXXXX", NULL);
+
+  /* no bus at all */
+  address = g_strdup_printf ("unix:path=%s/nothing-here", dir);
+  run_mamctl_v (address, &no_bus, (const char *const[]) { "status", NULL });
+  g_assert_cmpint (no_bus.status, ==, 3);
+  g_assert_nonnull (strstr (no_bus.err, "cannot connect"));
+  g_rmdir (dir);
+
+  /* a bus without mamd (the fixture did not start it) */
+  run_mamctl (f, &no_mamd, "servers");
+  g_assert_cmpint (no_mamd.status, ==, 3);
+  g_assert_nonnull (strstr (no_mamd.err, "cannot reach mamd"));
+}
+
+static void
+test_status (Fixture *f, gconstpointer data)
+{
+  g_auto(Run) human = { 0 };
+  g_auto(Run) json = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *licensed = NULL;
+  JsonObject *obj;
+  const char *const keys[] = { "version", "licensed", "license-reason", "licensee", "sku",
+                               "license-expires", "servers", "sessions", "pending-wipes",
+                               "last-seq", "plugins", "plugins-disabled", NULL };
+  guint i;
+
+  run_mamctl (f, &human, "status");
+  g_assert_cmpint (human.status, ==, 0);
+  licensed = human_field (human.out, "licensed");
+  g_assert_cmpstr (licensed, ==, "yes");
+
+  run_mamctl (f, &json, "status", "--json");
+  g_assert_cmpint (json.status, ==, 0);
+  node = parse_json (json.out);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (node));
+  obj = json_node_get_object (node);
+  for (i = 0; keys[i] != NULL; i++)
+    g_assert_true (json_object_has_member (obj, keys[i]));
+  g_assert_true (json_object_get_boolean_member (obj, "licensed"));
+  g_assert_cmpint (json_object_get_int_member (obj, "servers"), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (obj, "sku"), ==, "advanced");
+}
+
+static JsonObject *
+find_by (JsonArray *array, const char *key, const char *value)
+{
+  guint i;
+
+  for (i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonObject *o = json_array_get_object_element (array, i);
+      if (g_strcmp0 (json_object_get_string_member_with_default (o, key, NULL), value) == 0)
+        return o;
+    }
+  return NULL;
+}
+
+static void
+test_servers_plugins (Fixture *f, gconstpointer data)
+{
+  g_auto(Run) human = { 0 };
+  g_auto(Run) json = { 0 };
+  g_auto(Run) plugins = { 0 };
+  g_auto(Run) plugins_json = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(JsonNode) pnode = NULL;
+  JsonObject *chat, *open, *test;
+
+  run_mamctl (f, &human, "servers");
+  g_assert_cmpint (human.status, ==, 0);
+  g_assert_true (g_str_has_prefix (human.out, "ID "));
+  g_assert_nonnull (strstr (human.out, "\nchat "));
+  g_assert_nonnull (strstr (human.out, "\nopen "));
+
+  run_mamctl (f, &json, "--json", "servers");
+  g_assert_cmpint (json.status, ==, 0);
+  node = parse_json (json.out);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (node));
+  chat = find_by (json_node_get_array (node), "id", "chat");
+  open = find_by (json_node_get_array (node), "id", "open");
+  g_assert_nonnull (chat);
+  g_assert_nonnull (open);
+  g_assert_true (json_object_get_boolean_member (chat, "enable"));
+  g_assert_true (json_object_get_boolean_member (chat, "gate-open"));
+  g_assert_false (json_object_get_boolean_member (open, "enable"));
+  g_assert_cmpstr (json_object_get_string_member (chat, "tenant-id"), ==, TENANT);
+  g_assert_true (json_object_has_member (chat, "findings"));
+  g_assert_true (json_object_has_member (chat, "sessions"));
+
+  run_mamctl (f, &plugins, "plugins");
+  g_assert_cmpint (plugins.status, ==, 0);
+  g_assert_true (g_str_has_prefix (plugins.out, "METHOD "));
+  g_assert_nonnull (strstr (plugins.out, "\ntest "));
+  run_mamctl (f, &plugins_json, "plugins", "--json");
+  pnode = parse_json (plugins_json.out);
+  test = find_by (json_node_get_array (pnode), "method", "test");
+  g_assert_nonnull (test);
+  g_assert_true (json_object_get_boolean_member (test, "enabled"));
+  g_assert_true (json_object_has_member (test, "capabilities"));
+}
+
+static void
+assert_access (Fixture *f, const char *session, int expected_status, gboolean allowed)
+{
+  g_auto(Run) human = { 0 };
+  g_auto(Run) json = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *field = NULL;
+
+  run_mamctl (f, &human, "check-access", session);
+  g_assert_cmpint (human.status, ==, expected_status);
+  field = human_field (human.out, "allowed");
+  g_assert_cmpstr (field, ==, allowed ? "yes" : "no");
+  run_mamctl (f, &json, "check-access", session, "--json");
+  g_assert_cmpint (json.status, ==, expected_status);
+  node = parse_json (json.out);
+  g_assert_cmpint (json_object_get_boolean_member (json_node_get_object (node), "allowed"), ==,
+                   allowed);
+  g_assert_true (json_object_has_member (json_node_get_object (node), "state"));
+}
+
+static void
+test_session_flow (Fixture *f, gconstpointer data)
+{
+  g_autofree char *s1 = login (f, "chat", ALICE, "iphone-alice", "enrollment-required");
+  g_autofree char *path = g_strconcat ("/org/mamd/Mamd1/session/", s1, NULL);
+  g_auto(Run) declined = { 0 };
+  g_auto(Run) success = { 0 };
+  g_auto(Run) sessions = { 0 };
+  g_auto(Run) sessions_json = { 0 };
+  g_auto(Run) by_path = { 0 };
+  g_auto(Run) by_id = { 0 };
+  g_auto(Run) signout = { 0 };
+  g_auto(Run) gone = { 0 };
+  g_autoptr(JsonNode) list = NULL;
+  g_autoptr(JsonNode) props = NULL;
+  g_autoptr(JsonNode) result = NULL;
+  g_autofree char *state = NULL;
+  JsonObject *row;
+
+  g_assert_cmpuint (strlen (s1), ==, 32);
+  assert_access (f, s1, 4, FALSE);
+
+  /* "" derives the outcome from the status code: 219 LoginCanceled declines */
+  run_mamctl (f, &declined, "report-enrollment", s1, "", "--status-code=219");
+  g_assert_cmpint (declined.status, ==, 0);
+  state = human_field (declined.out, "state");
+  g_assert_cmpstr (state, ==, "declined");
+  assert_access (f, path, 4, FALSE);
+
+  run_mamctl (f, &success, "--json", "report-enrollment", path, "success", "--status-code=100");
+  g_assert_cmpint (success.status, ==, 0);
+  result = parse_json (success.out);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (result), "state"), ==,
+                   "enrolled");
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (result), "id"), ==, s1);
+  g_assert_true (json_object_has_member (json_node_get_object (result), "seq"));
+  assert_access (f, s1, 0, TRUE);
+
+  run_mamctl (f, &sessions, "sessions", "chat");
+  g_assert_cmpint (sessions.status, ==, 0);
+  g_assert_true (g_str_has_prefix (sessions.out, "ID "));
+  g_assert_nonnull (strstr (sessions.out, s1));
+  run_mamctl (f, &sessions_json, "sessions", "--json");
+  list = parse_json (sessions_json.out);
+  row = find_by (json_node_get_array (list), "id", s1);
+  g_assert_nonnull (row);
+  g_assert_cmpstr (json_object_get_string_member (row, "state"), ==, "enrolled");
+  g_assert_cmpstr (json_object_get_string_member (row, "object-path"), ==, path);
+  g_assert_cmpstr (json_object_get_string_member (row, "object-id"), ==, ALICE);
+  g_assert_cmpstr (json_object_get_string_member (row, "device-id"), ==, "iphone-alice");
+
+  run_mamctl (f, &by_id, "session", s1);
+  g_assert_cmpint (by_id.status, ==, 0);
+  g_free (state);
+  state = human_field (by_id.out, "State");
+  g_assert_cmpstr (state, ==, "enrolled");
+  run_mamctl (f, &by_path, "session", path, "--json");
+  props = parse_json (by_path.out);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (props), "Id"), ==, s1);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (props), "Server"), ==,
+                   "chat");
+
+  run_mamctl (f, &signout, "sign-out", s1);
+  g_assert_cmpint (signout.status, ==, 0);
+  run_mamctl (f, &gone, "check-access", s1);
+  g_assert_cmpint (gone.status, ==, 1);
+  g_assert_true (g_str_has_prefix (gone.err, "mamctl: "));
+}
+
+static void
+test_wipe_flow (Fixture *f, gconstpointer data)
+{
+  g_autofree char *s2 = login (f, "chat", BOB, "ipad-bob", "enrollment-required");
+  g_auto(Run) failed = { 0 };
+  g_auto(Run) wipes = { 0 };
+  g_auto(Run) wipes_json = { 0 };
+  g_auto(Run) refused = { 0 };
+  g_auto(Run) readd = { 0 };
+  g_auto(Run) ack = { 0 };
+  g_auto(Run) ack_again = { 0 };
+  g_autoptr(JsonNode) list = NULL;
+  g_autoptr(JsonNode) seq = NULL;
+  g_autofree char *state = NULL;
+  g_autofree char *wipe = NULL;
+  g_autofree char *again = NULL;
+  JsonObject *row;
+
+  run_mamctl (f, &failed, "report-enrollment", s2, "failed", "--status-code=201");
+  g_assert_cmpint (failed.status, ==, 0);
+  state = human_field (failed.out, "state");
+  g_assert_cmpstr (state, ==, "revoked");
+
+  run_mamctl (f, &wipes, "wipes");
+  g_assert_cmpint (wipes.status, ==, 0);
+  g_assert_true (g_str_has_prefix (wipes.out, "ID "));
+  g_assert_nonnull (strstr (wipes.out, "ipad-bob"));
+  run_mamctl (f, &wipes_json, "wipes", "--json");
+  list = parse_json (wipes_json.out);
+  row = find_by (json_node_get_array (list), "device-id", "ipad-bob");
+  g_assert_nonnull (row);
+  g_assert_cmpstr (json_object_get_string_member (row, "server"), ==, "chat");
+  g_assert_cmpstr (json_object_get_string_member (row, "object-id"), ==, BOB);
+  wipe = g_strdup (json_object_get_string_member (row, "id"));
+
+  /* a mamd error: exit 1 and the short D-Bus error name */
+  run_mamctl (f, &refused, "login", "chat", "test", "--platform=ios", "--device-id=ipad-bob",
+              "--credential=object-id=" BOB, "--credential=tenant-id=" TENANT);
+  g_assert_cmpint (refused.status, ==, 1);
+  g_assert_true (g_str_has_prefix (refused.err, "mamctl: ServerRemoved: "));
+
+  run_mamctl (f, &readd, "re-add", "chat", "ipad-bob");
+  g_assert_cmpint (readd.status, ==, 0);
+  g_assert_true (g_str_has_prefix (readd.out, "seq: "));
+  again = login (f, "chat", BOB, "ipad-bob", "enrollment-required");
+
+  run_mamctl (f, &ack, "ack-wipe", wipe, "--json");
+  g_assert_cmpint (ack.status, ==, 0);
+  seq = parse_json (ack.out);
+  g_assert_cmpint (json_object_get_int_member (json_node_get_object (seq), "seq"), >, 0);
+  run_mamctl (f, &ack_again, "ack-wipe", wipe);
+  g_assert_cmpint (ack_again.status, ==, 1);
+  g_assert_true (g_str_has_prefix (ack_again.err, "mamctl: NotFound: "));
+}
+
+static void
+test_errors_admin (Fixture *f, gconstpointer data)
+{
+  g_auto(Run) no_server = { 0 };
+  g_auto(Run) no_session = { 0 };
+  g_auto(Run) reload = { 0 };
+  g_auto(Run) reload_json = { 0 };
+  g_auto(Run) sync = { 0 };
+  g_autofree char *s = NULL;
+
+  run_mamctl (f, &no_server, "login", "nosuch", "test", "--platform=ios", "--device-id=d",
+              "--credential=object-id=" ALICE, "--credential=tenant-id=" TENANT);
+  g_assert_cmpint (no_server.status, ==, 1);
+  g_assert_true (g_str_has_prefix (no_server.err, "mamctl: NotFound: "));
+
+  run_mamctl (f, &no_session, "report-enrollment", "0123456789abcdef0123456789abcdef",
+              "success");
+  g_assert_cmpint (no_session.status, ==, 1);
+  g_assert_true (g_str_has_prefix (no_session.err, "mamctl: NotFound: "));
+
+  /* a server without MAM: the session is active at once */
+  s = login (f, "open", ALICE, "iphone-alice", "active");
+  assert_access (f, s, 0, TRUE);
+
+  run_mamctl (f, &reload, "reload");
+  g_assert_cmpint (reload.status, ==, 0);
+  run_mamctl (f, &reload_json, "reload", "--json");
+  g_assert_cmpint (reload_json.status, ==, 0);
+  json_node_unref (parse_json (reload_json.out));
+  run_mamctl (f, &sync, "sync", "chat");
+  g_assert_cmpint (sync.status, ==, 0);
+}
+
+static void
+test_config_keys (Fixture *f, gconstpointer data)
+{
+  g_auto(Run) human = { 0 };
+  g_auto(Run) json = { 0 };
+  g_auto(Run) md = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  JsonArray *keys;
+  gboolean saw_enable = FALSE;
+  guint i;
+
+  run_mamctl_v (NULL, &human, (const char *const[]) { "config-keys", NULL });
+  g_assert_cmpint (human.status, ==, 0);
+  g_assert_true (g_str_has_prefix (human.out, "FILE "));
+  run_mamctl_v (NULL, &md, (const char *const[]) { "config-keys", "--markdown", NULL });
+  g_assert_true (g_str_has_prefix (md.out, "| File |"));
+  run_mamctl_v (NULL, &json, (const char *const[]) { "config-keys", "--json", NULL });
+  g_assert_cmpint (json.status, ==, 0);
+  node = parse_json (json.out);
+  keys = json_node_get_array (node);
+  g_assert_cmpuint (json_array_get_length (keys), >, 5);
+  for (i = 0; i < json_array_get_length (keys); i++)
+    {
+      JsonObject *k = json_array_get_object_element (keys, i);
+      g_assert_true (json_object_has_member (k, "file"));
+      g_assert_true (json_object_has_member (k, "description"));
+      if (g_strcmp0 (json_object_get_string_member (k, "key"), "Enable") == 0
+          && g_strcmp0 (json_object_get_string_member (k, "group"), "Server") == 0)
+        saw_enable = TRUE;
+    }
+  g_assert_true (saw_enable);
+}
+
+/* mamctl check validates the shipped examples and names bad keys */
+static void
+test_check (Fixture *f, gconstpointer data)
+{
+  g_autofree char *examples = g_build_filename (g_getenv ("MAMD_SOURCE_ROOT"), "data",
+                                                "examples", NULL);
+  g_autofree char *bad = g_build_filename (mamd_test_daemon_get_config_dir (f->daemon),
+                                           "servers.d", "broken.conf", NULL);
+  g_auto(Run) good = { 0 };
+  g_auto(Run) good_json = { 0 };
+  g_auto(Run) broken = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(GError) error = NULL;
+
+  run_mamctl_v (NULL, &good, (const char *const[]) { "check", examples, NULL });
+  g_assert_cmpint (good.status, ==, 0);
+  run_mamctl_v (NULL, &good_json, (const char *const[]) { "check", "--json", examples, NULL });
+  node = parse_json (good_json.out);
+  g_assert_true (json_object_get_boolean_member (json_node_get_object (node), "valid"));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (
+                        json_node_get_object (node), "servers")), ==, 2);
+
+  g_file_set_contents (bad, "[Server]\nEnable=yes please\nNoSuchKey=1\n", -1, &error);
+  g_assert_no_error (error);
+  run_mamctl_v (NULL, &broken, (const char *const[]) {
+                  "check", mamd_test_daemon_get_config_dir (f->daemon), NULL });
+  g_assert_cmpint (broken.status, ==, 1);
+  g_assert_nonnull (strstr (broken.out, "NoSuchKey"));
+  g_assert_nonnull (strstr (broken.out, "Enable"));
+}
+
+/* ---- monitor ---- */
+
+typedef struct {
+  GMainLoop *loop;
+  GString *out;
+  GString *err;
+  gboolean ready;
+  const char *wanted; /* text the output must come to contain */
+  gboolean timed_out;
+  guint open_streams;
+} MonitorWatch;
+
+static void read_more (GInputStream *stream, MonitorWatch *w, GString *into);
+
+static void
+on_read (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  MonitorWatch *w = user_data;
+  GInputStream *stream = G_INPUT_STREAM (source);
+  g_autoptr(GBytes) bytes = g_input_stream_read_bytes_finish (stream, result, NULL);
+  GString *into = g_object_get_data (source, "into");
+
+  if (bytes == NULL || g_bytes_get_size (bytes) == 0)
+    {
+      w->open_streams--;
+      return;
+    }
+  g_string_append_len (into, g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  if (strstr (w->err->str, "monitoring") != NULL)
+    w->ready = TRUE;
+  if (w->wanted != NULL && strstr (w->out->str, w->wanted) != NULL)
+    g_main_loop_quit (w->loop);
+  if (w->wanted == NULL && w->ready)
+    g_main_loop_quit (w->loop);
+  read_more (stream, w, into);
+}
+
+static void
+read_more (GInputStream *stream, MonitorWatch *w, GString *into)
+{
+  g_object_set_data (G_OBJECT (stream), "into", into);
+  g_input_stream_read_bytes_async (stream, 4096, G_PRIORITY_DEFAULT, NULL, on_read, w);
+}
+
+static gboolean
+on_timeout (gpointer user_data)
+{
+  MonitorWatch *w = user_data;
+
+  /* a safety net so a broken monitor fails the test instead of hanging
+   * it; no assertion depends on how long anything took */
+  w->timed_out = TRUE;
+  g_main_loop_quit (w->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wait_for (MonitorWatch *w, const char *wanted)
+{
+  guint timeout;
+
+  w->wanted = wanted;
+  if ((wanted == NULL && w->ready) || (wanted != NULL && strstr (w->out->str, wanted) != NULL))
+    return;
+  timeout = g_timeout_add_seconds (60, on_timeout, w);
+  g_main_loop_run (w->loop);
+  if (!w->timed_out)
+    g_source_remove (timeout);
+  g_assert_false (w->timed_out);
+}
+
+static void
+run_monitor (Fixture *f, gboolean json)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  MonitorWatch w = { loop, g_string_new (NULL), g_string_new (NULL), FALSE, NULL, FALSE, 2 };
+  const char *argv[] = { f->mamctl, "monitor", json ? "--json" : NULL, NULL };
+  g_autofree char *s = NULL;
+  g_autofree char *wanted = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint i;
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                        | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "MAMD_BUS_ADDRESS",
+                                mamd_test_daemon_get_bus_address (f->daemon), TRUE);
+  proc = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  read_more (g_subprocess_get_stdout_pipe (proc), &w, w.out);
+  read_more (g_subprocess_get_stderr_pipe (proc), &w, w.err);
+  wait_for (&w, NULL);
+
+  /* the monitor is subscribed: everything from here on must show up */
+  s = login (f, "chat", ALICE, "iphone-alice", "enrollment-required");
+  if (json)
+    wanted = g_strdup_printf ("\"session\":\"%s\"", s);
+  else
+    wanted = g_strdup_printf (" EnrollmentRequired session=%s server=chat", s);
+  wait_for (&w, wanted);
+
+  g_subprocess_send_signal (proc, SIGINT);
+  g_subprocess_wait_check (proc, NULL, &error);
+  g_assert_no_error (error);
+  /* the reads still pending point at this stack frame: let them end */
+  while (w.open_streams > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  lines = g_strsplit (w.out->str, "\n", -1);
+  for (i = 0; lines[i] != NULL && *lines[i] != '\0'; i++)
+    {
+      if (json)
+        {
+          g_autoptr(JsonNode) node = parse_json (lines[i]);
+          JsonObject *o = json_node_get_object (node);
+          g_assert_true (json_object_has_member (o, "signal"));
+          g_assert_cmpint (json_object_get_int_member (o, "seq"), >, 0);
+          if (g_strcmp0 (json_object_get_string_member (o, "signal"), "EnrollmentRequired") == 0)
+            {
+              g_assert_cmpstr (json_object_get_string_member (o, "session"), ==, s);
+              g_assert_cmpstr (json_object_get_string_member (o, "server"), ==, "chat");
+              g_assert_true (json_object_has_member (o, "reason"));
+            }
+        }
+      else
+        g_assert_true (g_str_has_prefix (lines[i], "seq="));
+    }
+  g_assert_cmpuint (i, >=, 1);
+  g_string_free (w.out, TRUE);
+  g_string_free (w.err, TRUE);
+}
+
+static void
+test_monitor (Fixture *f, gconstpointer data)
+{
+  run_monitor (f, FALSE);
+}
+
+static void
+test_monitor_json (Fixture *f, gconstpointer data)
+{
+  run_monitor (f, TRUE);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func, no_start) \
+  g_test_add ("/mamd/mamctl/" path, Fixture, (no_start) ? "no-start" : NULL, fixture_setup, \
+              func, fixture_teardown)
+  ADD ("usage", test_usage, TRUE);
+  ADD ("unreachable", test_unreachable, TRUE);
+  ADD ("config-keys", test_config_keys, TRUE);
+  ADD ("check", test_check, TRUE);
+  ADD ("status", test_status, FALSE);
+  ADD ("servers-plugins", test_servers_plugins, FALSE);
+  ADD ("session-flow", test_session_flow, FALSE);
+  ADD ("wipe-flow", test_wipe_flow, FALSE);
+  ADD ("errors-admin", test_errors_admin, FALSE);
+  ADD ("monitor", test_monitor, FALSE);
+  ADD ("monitor-json", test_monitor_json, FALSE);
+#undef ADD
+
+  return g_test_run ();
+}
