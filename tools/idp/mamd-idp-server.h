@@ -1,0 +1,46 @@
+/*
+ * MamdIdpServer: a loopback OpenID provider on libsoup 3's SoupServer, for
+ * development, the demo and the tests. Serves, for every tenant:
+ *   GET  /<tid>/v2.0/.well-known/openid-configuration  (issuer, jwks_uri,
+ *        token_endpoint, id_token_signing_alg_values_supported ...)
+ *   GET  /<tid>/discovery/v2.0/keys                    JWKS
+ *   POST /<tid>/oauth2/v2.0/token                      client credentials
+ * Keys rotate on demand (mamd_idp_server_rotate_key): the new key is
+ * published and signs new tokens, the previous one stays published until the
+ * next rotation. Failure injection for tests: down (503 everywhere),
+ * per-request delay, AADSTS650057 from the token endpoint, any other AADSTS
+ * error. Counts requests per path.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <openssl/evp.h>
+
+G_BEGIN_DECLS
+
+#define MAMD_TYPE_IDP_SERVER (mamd_idp_server_get_type ())
+G_DECLARE_FINAL_TYPE (MamdIdpServer, mamd_idp_server, MAMD, IDP_SERVER, GObject)
+
+/* Listens on 127.0.0.1, @port 0 = any free port. */
+MamdIdpServer *mamd_idp_server_new (guint port, GError **error);
+/* "http://127.0.0.1:<port>": use as the plugin's Authority. */
+const char *mamd_idp_server_get_authority (MamdIdpServer *self);
+/* Registers a confidential client allowed to get MAM service tokens. */
+void mamd_idp_server_add_client (MamdIdpServer *self, const char *tenant_id,
+                                 const char *client_id, const char *client_secret);
+void mamd_idp_server_rotate_key (MamdIdpServer *self);
+const char *mamd_idp_server_get_current_kid (MamdIdpServer *self);
+EVP_PKEY *mamd_idp_server_get_current_key (MamdIdpServer *self);
+/* A valid v2 access token from the current key (see mamd_idp_mint_access_token). */
+char *mamd_idp_server_mint (MamdIdpServer *self, const char *tenant_id, const char *client_id,
+                            const char *scope, const char *oid, const char *user,
+                            gint64 lifetime);
+
+void mamd_idp_server_set_down (MamdIdpServer *self, gboolean down);
+void mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms);
+/* NULL: tokens are issued. "AADSTS650057" -> 400 invalid_client with the
+ * real message about the missing resource; other codes -> 400 with that code. */
+void mamd_idp_server_set_token_error (MamdIdpServer *self, const char *aadsts_code);
+guint mamd_idp_server_get_request_count (MamdIdpServer *self, const char *path_suffix);
+
+G_END_DECLS
