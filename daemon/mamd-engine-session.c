@@ -78,9 +78,10 @@ check_not_removed (MamdEngine *self, const char *server_id, const char *device_i
   if (removed == NULL)
     return TRUE;
   g_set_error (error, MAMD_ERROR, MAMD_ERROR_SERVER_REMOVED,
-               "server %s was removed from device %s after an enrollment failure (%s): "
-               "fix the underlying issue, then re-add the server",
-               server_id, device_id, removed->reason != NULL ? removed->reason : "no reason");
+               "server %s was removed from device %s: %s; fix the underlying issue, "
+               "then re-add the server (ReAddServer, mamctl re-add)",
+               server_id, device_id,
+               removed->reason != NULL ? removed->reason : "Intune MAM enrollment failed");
   return FALSE;
 }
 
@@ -360,7 +361,8 @@ sign_in_auth_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   rec->seq = seq;
   mamd_engine_session_insert (self, rec);
   mamd_store_txn_put_session (op->txn, rec);
-  mamd_engine_op_emit_session (op, MAMD_EMIT_SESSION_CHANGED, rec, NULL, seq);
+  /* no "session-changed" for a new session: nothing about it changed yet,
+   * and one signal less per sign-in matters at bus throughput */
   if (mam_required)
     mamd_engine_op_emit_session (op, MAMD_EMIT_ENROLLMENT_REQUIRED, rec, rec->reason, seq);
 
@@ -427,6 +429,12 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   g_autoptr(GPtrArray) affected = g_ptr_array_new ();
   g_autoptr(MamdRemovedServerRecord) removed = mamd_removed_server_record_new ();
   g_autoptr(MamdWipeRecord) wipe = mamd_wipe_record_new ();
+  const char *code_name = mamd_enrollment_status_code_name (status_code);
+  /* the removal and the wipe keep the cause only: the advice is in the errors */
+  g_autofree char *cause =
+    code_name != NULL
+      ? g_strdup_printf ("Intune MAM enrollment failed (%d %s)", status_code, code_name)
+      : g_strdup ("Intune MAM enrollment failed (status not reported)");
   MamdWipeRecord *stored;
   GHashTableIter iter;
   gpointer value;
@@ -459,12 +467,12 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   removed->server_id = failed->server_id;
   removed->device_id = g_strdup (failed->device_id);
   removed->object_id = g_strdup (failed->object_id);
-  removed->reason = g_strdup (reason);
+  removed->reason = g_strdup (cause);
   removed->removed = now;
   g_variant_dict_init (&dict, NULL);
   g_variant_dict_insert (&dict, "device-id", "s", removed->device_id);
   g_variant_dict_insert (&dict, "object-id", "s", removed->object_id);
-  g_variant_dict_insert (&dict, "reason", "s", reason);
+  g_variant_dict_insert (&dict, "reason", "s", cause);
   mamd_engine_op_event (op, "server-removed", failed->server_id, failed->id,
                         g_variant_dict_end (&dict));
   mamd_store_txn_put_removed_server (op->txn, removed);
@@ -477,7 +485,7 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   wipe->device_id = g_strdup (failed->device_id);
   wipe->object_id = g_strdup (failed->object_id);
   wipe->session_id = g_strdup (failed->id);
-  wipe->reason = g_strdup (reason);
+  wipe->reason = g_strdup (cause);
   wipe->created = now;
   wipe->expires = now + (gint64) self->config->daemon->wipe_retention_days * 86400 *
                           G_USEC_PER_SEC;
@@ -486,7 +494,7 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   g_variant_dict_insert (&dict, "device-id", "s", wipe->device_id);
   g_variant_dict_insert (&dict, "object-id", "s", wipe->object_id);
   g_variant_dict_insert (&dict, "expires", "x", wipe->expires);
-  g_variant_dict_insert (&dict, "reason", "s", reason);
+  g_variant_dict_insert (&dict, "reason", "s", cause);
   wipe->seq = mamd_engine_op_event (op, "wipe-requested", failed->server_id, failed->id,
                                     g_variant_dict_end (&dict));
   mamd_store_txn_put_wipe (op->txn, wipe);

@@ -11,8 +11,8 @@
  *   "enrollment-declined" (const MamdSessionRecord *, guint64 seq)
  *   "enrolled"            (const MamdSessionRecord *, guint64 seq)
  *   "session-revoked"     (const MamdSessionRecord *, const char *reason, guint64 seq)
- *   "session-changed"     (const MamdSessionRecord *) any change of a session's
- *                         properties, creation included
+ *   "session-changed"     (const MamdSessionRecord *) any change of an existing
+ *                         session's properties (not its creation)
  *   "session-removed"     (const char *session_id, guint64 seq) signed out
  *   "wipe-requested"      (const MamdWipeRecord *, guint64 seq) new, or re-announced
  *   "policy-changed"      (const char *server_id, gboolean mam_applies,

@@ -883,8 +883,8 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
 
   /* no retry on A from D; B still works on D, A still works on E */
   assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED,
-                        "server alpha was removed from device dev-d after an enrollment "
-                        "failure");
+                        "server alpha was removed from device dev-d: Intune MAM "
+                        "enrollment failed (201 InternalError)");
   b2 = sign_in_ok (fx, &user1, "beta", BOB, "ios", "dev-d");
   g_assert_cmpint (b2->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
 
