@@ -45,6 +45,7 @@ write_config (BenchEnv *env, const BenchEnvOptions *options, GError **error)
   g_autofree char *server_path = g_build_filename (servers, BENCH_SERVER ".conf", NULL);
   g_autofree char *payload = NULL;
   g_autofree char *license = NULL;
+  g_autofree char *server_conf = NULL;
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
 
   if (g_mkdir_with_parents (servers, 0700) != 0 || g_mkdir_with_parents (state, 0700) != 0)
@@ -70,11 +71,15 @@ write_config (BenchEnv *env, const BenchEnvOptions *options, GError **error)
                                  options->max_in_flight);
   if (!write_file (daemon_path, daemon_conf, error))
     return FALSE;
-  return write_file (server_path,
-                     "[Server]\nEnable=true\nTenantId=" BENCH_TENANT "\n"
-                     "ClientId=" BENCH_CLIENT "\nAuthService=test\n"
-                     "AllowedPlatforms=ios\nAutoCreateUsers=true\n",
-                     error);
+  server_conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=" BENCH_TENANT "\n"
+                                 "ClientId=" BENCH_CLIENT "\nAuthService=%s\n"
+                                 "AllowedPlatforms=ios\nAutoCreateUsers=true\n"
+                                 "%s%s%s",
+                                 options->auth_service != NULL ? options->auth_service : "test",
+                                 options->authority != NULL ? "[office365]\nAuthority=" : "",
+                                 options->authority != NULL ? options->authority : "",
+                                 options->authority != NULL ? "\n" : "");
+  return write_file (server_path, server_conf, error);
 }
 
 static gboolean

@@ -24,6 +24,7 @@ struct _MamdTestDaemon {
   char *tmp_dir;
   char *config_dir;
   char *state_dir;
+  char *plugin_dir; /* NULL: $MAMD_BUILD_ROOT/tests/plugins */
   char *license_file;
   char *private_key;
   char *public_key;
@@ -244,6 +245,7 @@ mamd_test_daemon_free (MamdTestDaemon *d)
   g_free (d->tmp_dir);
   g_free (d->config_dir);
   g_free (d->state_dir);
+  g_free (d->plugin_dir);
   g_free (d->license_file);
   g_free (d->private_key);
   g_free (d->public_key);
@@ -358,6 +360,13 @@ mamd_test_daemon_set_state_dir (MamdTestDaemon *d, const char *path)
   d->state_dir = g_strdup (path);
 }
 
+void
+mamd_test_daemon_set_plugin_dir (MamdTestDaemon *d, const char *path)
+{
+  g_free (d->plugin_dir);
+  d->plugin_dir = g_strdup (path);
+}
+
 /* ---- the daemon process ---- */
 
 typedef struct {
@@ -448,7 +457,10 @@ mamd_test_daemon_start (MamdTestDaemon *d, GError **error)
   g_ptr_array_add (argv, g_strdup_printf ("--bus-address=%s", d->bus_address));
   g_ptr_array_add (argv, g_strdup_printf ("--config-dir=%s", d->config_dir));
   g_ptr_array_add (argv, g_strdup_printf ("--state-dir=%s", d->state_dir));
-  g_ptr_array_add (argv, g_strdup_printf ("--plugin-dir=%s/tests/plugins", build_root ()));
+  if (d->plugin_dir != NULL)
+    g_ptr_array_add (argv, g_strdup_printf ("--plugin-dir=%s", d->plugin_dir));
+  else
+    g_ptr_array_add (argv, g_strdup_printf ("--plugin-dir=%s/tests/plugins", build_root ()));
   g_ptr_array_add (argv, g_strdup ("--verbose"));
   g_ptr_array_add (argv, NULL);
 

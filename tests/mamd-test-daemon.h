@@ -62,6 +62,8 @@ const char *mamd_test_daemon_get_state_dir (MamdTestDaemon *d);
 /* Overrides the directories passed to mamd (startup failure tests). */
 void mamd_test_daemon_set_config_dir (MamdTestDaemon *d, const char *path);
 void mamd_test_daemon_set_state_dir (MamdTestDaemon *d, const char *path);
+/* The --plugin-dir for the next start (default $MAMD_BUILD_ROOT/tests/plugins). */
+void mamd_test_daemon_set_plugin_dir (MamdTestDaemon *d, const char *path);
 
 /* ---- the daemon process ---- */
 

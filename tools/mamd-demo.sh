@@ -1,6 +1,7 @@
 #!/bin/bash
-# mamd demo: runs mamd on a private bus with the example configuration and
-# the test plugin, and walks the guide's enrollment flows with mamctl.
+# mamd demo: runs mamd on a private bus with the example configuration, the
+# office365 plugin and a loopback OpenID provider (mamd-dev-idp) that mints
+# real RS256 access tokens, and walks the guide's enrollment flows with mamctl.
 #
 #   tools/mamd-demo.sh [BUILD_DIR]      (default: ./build)
 #
@@ -19,15 +20,16 @@ BUILD=$(cd "$BUILD" && pwd)
 MAMD=$BUILD/daemon/mamd
 MAMCTL=$BUILD/tools/mamctl
 LICENSE_TOOL=$BUILD/tools/mamd-license-tool
-PLUGIN_DIR=$BUILD/tests/plugins
-for f in "$MAMD" "$MAMCTL" "$LICENSE_TOOL"; do
+DEV_IDP=$BUILD/tools/mamd-dev-idp
+PLUGIN_DIR=$BUILD/plugins/oauth
+for f in "$MAMD" "$MAMCTL" "$LICENSE_TOOL" "$DEV_IDP"; do
   if [ ! -x "$f" ]; then
     echo "mamd-demo: $f is missing: build with ninja -C $BUILD first" >&2
     exit 2
   fi
 done
-if ! ls "$PLUGIN_DIR"/*.so >/dev/null 2>&1; then
-  echo "mamd-demo: no test plugin in $PLUGIN_DIR: configure with -Dtests=true" >&2
+if [ ! -f "$PLUGIN_DIR/mamd-oauth.so" ]; then
+  echo "mamd-demo: no office365 plugin in $PLUGIN_DIR: build with ninja -C $BUILD first" >&2
   exit 2
 fi
 command -v dbus-daemon >/dev/null || { echo "mamd-demo: dbus-daemon is not installed" >&2; exit 2; }
@@ -36,10 +38,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mamd-demo.XXXXXX")
 BUS_PID=
 MAMD_PID=
 MONITOR_PID=
+IDP_PID=
 
 cleanup() {
   local pid
-  for pid in "$MONITOR_PID" "$MAMD_PID" "$BUS_PID"; do
+  for pid in "$MONITOR_PID" "$MAMD_PID" "$IDP_PID" "$BUS_PID"; do
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -78,6 +81,29 @@ ctl() {
   [ "$rc" -eq "$want" ] || fail "mamctl $1 exited $rc, expected $want"
 }
 
+# login SERVER WHO OID DEVICE EXPECTED_EXIT [TENANT]: mints an access token for
+# OID at the dev IdP and signs in with it; the command is shown with the
+# token elided (tokens never go to logs or terminals)
+login() {
+  local server=$1 who=$2 oid=$3 device=$4 want=$5 tenant=${6:-$TENANT} client token rc
+  client=$(sed -n 's/^ClientId=//p' "$WORK/config/servers.d/$server.conf")
+  token=$("$DEV_IDP" mint --authority "$AUTHORITY" --tenant "$tenant" --client "$client" \
+    --scope login.mattermost --oid "$oid" --user "$who")
+  printf '%s\n' "$token" >>"$WORK/tokens"
+  printf '$ mamctl login %s office365 --platform ios --device-id %s --credential access-token=<%s>\n' \
+    "$server" "$device" "token for $who, tenant $tenant"
+  set +e
+  OUT=$("$MAMCTL" login "$server" office365 --platform ios --device-id "$device" \
+    --credential "access-token=$token" 2>&1)
+  rc=$?
+  set -e
+  case "$OUT" in
+    *"$token"*) fail "mamctl printed the access token" ;;
+  esac
+  printf '%s\n' "$OUT" | sed 's/^/    /'
+  [ "$rc" -eq "$want" ] || fail "mamctl login exited $rc, expected $want"
+}
+
 # field NAME: the value of "NAME: value" in $OUT
 field() { printf '%s\n' "$OUT" | sed -n "s/^$1: *//p" | head -n 1; }
 
@@ -94,6 +120,28 @@ mkdir "$WORK/state"
 "$LICENSE_TOOL" sign --key "$WORK/license-private.pem" --sku advanced \
   --licensee "mamd demo" --days 30 --output "$WORK/config/license.json"
 echo "config: $WORK/config (examples from data/examples, an advanced licence)"
+
+TENANT=8f2c6a7e-3b1d-4c5e-9a0f-1d2e3f4a5b6c
+CHAT_CLIENT=$(sed -n 's/^ClientId=//p' "$WORK/config/servers.d/chat.conf")
+# the chat server's app secret, for the MAM service permission check
+printf 'demo-client-secret\n' >"$WORK/chat-client-secret"
+chmod 0600 "$WORK/chat-client-secret"
+
+"$DEV_IDP" serve --tenant "$TENANT" --client "$CHAT_CLIENT" --secret demo-client-secret \
+  --ready-file "$WORK/idp-authority" >"$WORK/idp.log" 2>&1 &
+IDP_PID=$!
+for _ in $(seq 100); do
+  [ -s "$WORK/idp-authority" ] && break
+  sleep 0.1
+done
+[ -s "$WORK/idp-authority" ] || fail "mamd-dev-idp did not start"
+AUTHORITY=$(head -n 1 "$WORK/idp-authority")
+echo "identity provider: $AUTHORITY (mamd-dev-idp, real RS256 tokens)"
+
+# both servers use the dev IdP instead of login.microsoftonline.com
+sed -i "s|^\[office365\]\$|[office365]\nAuthority=$AUTHORITY|" "$WORK"/config/servers.d/*.conf
+sed -i "s|^\(Authority=.*\)\$|\1\nClientSecretFile=$WORK/chat-client-secret|" \
+  "$WORK/config/servers.d/chat.conf"
 
 cat >"$WORK/bus.conf" <<BUS
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -139,20 +187,36 @@ for _ in $(seq 100); do
 done
 grep -q monitoring "$WORK/monitor.err" || fail "mamctl monitor did not start"
 
-TENANT=8f2c6a7e-3b1d-4c5e-9a0f-1d2e3f4a5b6c
 ALICE=2d9c1f3e-7a4b-4e6d-8c5f-0b1a2c3d4e5f
 BOB=6e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098
 
 say "the daemon, its servers and plugins"
 ctl 0 status
 expect_field licensed yes
+# the office365 plugin fetches the signing keys and checks the MAM service
+# permission in the background once the configuration is live
+for _ in $(seq 100); do
+  "$MAMCTL" servers 2>/dev/null | grep -q granted && break
+  sleep 0.1
+done
 ctl 0 servers
+case "$OUT" in
+  *granted*) ;;
+  *) fail "the MAM service permission of chat was not granted" ;;
+esac
 ctl 0 plugins
 
+say "a token issued for another tenant is refused"
+login chat mallory $ALICE iphone-mallory 1 0c3f5d2a-7b61-4e9a-9f10-2b3c4d5e6f70
+case "$OUT" in
+  *InvalidToken*) ;;
+  *) fail "expected InvalidToken" ;;
+esac
+
 say "alice signs in on her iPhone: MAM applies, enrollment is required"
-ctl 0 login chat test --platform ios --device-id iphone-alice \
-  --credential object-id=$ALICE --credential tenant-id=$TENANT --credential user-name=alice
+login chat alice $ALICE iphone-alice 0
 expect_field state enrollment-required
+expect_field object-id $ALICE
 S1=$(field id)
 ctl 4 check-access "$S1"
 
@@ -167,8 +231,7 @@ expect_field state enrolled
 ctl 0 check-access "$S1"
 
 say "bob signs in on his iPad and enrollment fails technically"
-ctl 0 login chat test --platform ios --device-id ipad-bob \
-  --credential object-id=$BOB --credential tenant-id=$TENANT --credential user-name=bob
+login chat bob $BOB ipad-bob 0
 expect_field state enrollment-required
 S2=$(field id)
 ctl 0 report-enrollment "$S2" failed --status-code 201
@@ -178,8 +241,7 @@ WIPE=$(printf '%s\n' "$OUT" | awk '$3 == "ipad-bob" { print $1; exit }')
 [ -n "$WIPE" ] || fail "no pending wipe for ipad-bob"
 
 say "the server is removed from bob's iPad: signing in again is refused"
-ctl 1 login chat test --platform ios --device-id ipad-bob \
-  --credential object-id=$BOB --credential tenant-id=$TENANT --credential user-name=bob
+login chat bob $BOB ipad-bob 1
 case "$OUT" in
   *ServerRemoved*) ;;
   *) fail "expected ServerRemoved" ;;
@@ -195,13 +257,11 @@ ctl 0 wipes
 case "$OUT" in
   *"$WIPE"*) fail "the wipe is still pending after its acknowledgement" ;;
 esac
-ctl 0 login chat test --platform ios --device-id ipad-bob \
-  --credential object-id=$BOB --credential tenant-id=$TENANT --credential user-name=bob
+login chat bob $BOB ipad-bob 0
 expect_field state enrollment-required
 
 say "a server without MAM is not evaluated"
-ctl 0 login intranet test --platform ios --device-id iphone-alice \
-  --credential object-id=$ALICE --credential tenant-id=$TENANT --credential user-name=alice
+login intranet alice $ALICE iphone-alice 0
 expect_field state active
 ctl 0 check-access "$(field id)"
 ctl 0 sessions
@@ -221,5 +281,11 @@ for signal in EnrollmentRequired EnrollmentDeclined Enrolled SessionRevoked Wipe
 done
 grep -q "^seq=[0-9]* EnrollmentRequired session=$S1 server=chat" "$WORK/monitor.out" \
   || fail "monitor did not see alice's EnrollmentRequired"
+
+say "no access token reached mamd's log or a signal"
+if grep -q -F -f "$WORK/tokens" "$WORK/mamd.log" "$WORK/monitor.out"; then
+  fail "an access token appears in mamd's log or the monitor output"
+fi
+echo "checked $(wc -l <"$WORK/tokens") tokens against $WORK/mamd.log and the monitor output"
 
 say "demo finished: every step gave the expected result"

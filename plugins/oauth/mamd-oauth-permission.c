@@ -1,1 +1,463 @@
+/*
+ * MamdOauthPermission: asks the tenant's token endpoint for a
+ * client-credentials token for the MAM service. The token itself is never
+ * used: that one is issued proves the permission and its admin consent.
+ *
+ * Only a well-formed AADSTS650057 answer closes the gate: a network
+ * failure or a provider outage says nothing about the app registration, so
+ * it leaves a closed gate closed and an open one open.
+ */
 #include "config.h"
+
+#include <string.h>
+
+#include "mamd-json.h"
+#include "mamd-oauth-permission.h"
+#include "mamd-plugin.h"
+
+#define ANSWER_MAX_LEN (64 * 1024)
+#define ANSWER_MAX_DEPTH 8
+#define DETAIL_MAX_LEN 300
+#define MISSING_CODE 650057
+
+#define MISSING_MESSAGE                                                                     \
+  "AADSTS650057: the server's app registration lacks the MAM service permission "          \
+  "https://msmamservice.api.application/.default or its admin consent: add it in "          \
+  "Microsoft Entra and grant admin consent"
+
+struct _MamdOauthPermission {
+  GObject parent_instance;
+  MamdOauthHttp *http;
+  char *token_endpoint;
+  char *client_id;
+  char *secret;          /* wiped on finalize */
+  gsize secret_len;
+  char *scope;
+  guint interval;
+
+  MamdOauthPermissionState state;
+  char *detail;          /* what describe() says after the state */
+  char *last_failure;    /* a failed check that did not change a MISSING state */
+  gint64 checked_at;     /* monotonic, 0 never */
+  gboolean in_flight;
+  gboolean started;
+  GSource *timer;
+  GCancellable *cancellable;
+};
+
+G_DEFINE_TYPE (MamdOauthPermission, mamd_oauth_permission, G_TYPE_OBJECT)
+
+enum { SIGNAL_CHANGED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+/* Text from the provider goes into messages: single line, bounded, and
+ * without the secret even if a server echoes it back. */
+static char *
+scrub (MamdOauthPermission *self, const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
+  g_autoptr(GString) out = g_string_new (NULL);
+  const char *p = valid;
+
+  while (*p != '\0' && *p != '\r' && *p != '\n')
+    {
+      if (self->secret_len > 0 && strncmp (p, self->secret, self->secret_len) == 0)
+        {
+          g_string_append (out, "[secret]");
+          p += self->secret_len;
+          continue;
+        }
+      g_string_append_c (out, g_ascii_iscntrl (*p) ? ' ' : *p);
+      p++;
+    }
+  if (out->len > DETAIL_MAX_LEN)
+    {
+      const char *end = g_utf8_find_prev_char (out->str, out->str + DETAIL_MAX_LEN);
+
+      g_string_truncate (out, end != NULL ? (gsize) (end - out->str) : 0);
+      g_string_append (out, "...");
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+set_state (MamdOauthPermission *self, MamdOauthPermissionState state, const char *detail)
+{
+  gboolean changed = state != self->state;
+
+  self->state = state;
+  g_free (self->detail);
+  self->detail = g_strdup (detail);
+  g_clear_pointer (&self->last_failure, g_free);
+  if (changed)
+    {
+      if (state == MAMD_OAUTH_PERMISSION_GRANTED)
+        g_info ("MAM service permission granted for client %s", self->client_id);
+      else
+        g_message ("MAM service permission check for client %s: %s", self->client_id, detail);
+      g_signal_emit (self, signals[SIGNAL_CHANGED], 0);
+    }
+}
+
+/* A check that failed for a reason other than the app registration. */
+static void
+check_failed (MamdOauthPermission *self, const char *detail)
+{
+  if (self->state == MAMD_OAUTH_PERMISSION_MISSING)
+    {
+      g_free (self->last_failure);
+      self->last_failure = g_strdup (detail);
+      g_info ("MAM service permission check for client %s failed: %s", self->client_id, detail);
+      return;
+    }
+  set_state (self, MAMD_OAUTH_PERMISSION_ERROR, detail);
+}
+
+/* The AADSTS code of an error answer: error_codes[0], else the
+ * "AADSTS<digits>" the description starts with; 0 when neither. */
+static gint64
+answer_code (JsonObject *object, const char *description)
+{
+  JsonNode *codes = json_object_get_member (object, "error_codes");
+
+  if (codes != NULL && JSON_NODE_HOLDS_ARRAY (codes) &&
+      json_array_get_length (json_node_get_array (codes)) > 0)
+    {
+      JsonNode *first = json_array_get_element (json_node_get_array (codes), 0);
+
+      if (JSON_NODE_HOLDS_VALUE (first) && json_node_get_value_type (first) == G_TYPE_INT64)
+        return json_node_get_int (first);
+    }
+  if (description != NULL && g_str_has_prefix (description, "AADSTS") &&
+      g_ascii_isdigit (description[6]))
+    return g_ascii_strtoll (description + 6, NULL, 10);
+  return 0;
+}
+
+static gboolean
+codes_hold (JsonObject *object, gint64 wanted)
+{
+  JsonNode *codes = json_object_get_member (object, "error_codes");
+  JsonArray *array;
+
+  if (codes == NULL || !JSON_NODE_HOLDS_ARRAY (codes))
+    return FALSE;
+  array = json_node_get_array (codes);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonNode *element = json_array_get_element (array, i);
+
+      if (JSON_NODE_HOLDS_VALUE (element) && json_node_get_value_type (element) == G_TYPE_INT64 &&
+          json_node_get_int (element) == wanted)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+handle_error_answer (MamdOauthPermission *self, guint status, JsonObject *object)
+{
+  const char *error_name = NULL;
+  const char *description = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *detail = NULL;
+  gint64 code;
+
+  if (!mamd_json_object_get_string (object, "error", FALSE, &error_name, NULL) ||
+      !mamd_json_object_get_string (object, "error_description", FALSE, &description, NULL) ||
+      (error_name == NULL && description == NULL))
+    {
+      detail = g_strdup_printf ("the token endpoint answered HTTP %u without an OAuth error",
+                                status);
+      check_failed (self, detail);
+      return;
+    }
+  code = answer_code (object, description);
+  if (codes_hold (object, MISSING_CODE) || code == MISSING_CODE)
+    {
+      set_state (self, MAMD_OAUTH_PERMISSION_MISSING, MISSING_MESSAGE);
+      return;
+    }
+  line = scrub (self, description != NULL ? description : "");
+  if (code > 0)
+    {
+      prefix = g_strdup_printf ("AADSTS%" G_GINT64_FORMAT ":", code);
+      detail = g_str_has_prefix (line, prefix) ? g_strdup (line)
+                                              : g_strdup_printf ("%s %s", prefix, line);
+    }
+  else
+    {
+      g_autofree char *name = scrub (self, error_name != NULL ? error_name : "error");
+
+      detail = g_strdup_printf ("%s (HTTP %u): %s", name, status, line);
+    }
+  /* an answer about the request itself (bad secret, unknown client ...):
+   * reported, but the gate only closes for the missing permission */
+  set_state (self, MAMD_OAUTH_PERMISSION_ERROR, detail);
+}
+
+static void
+handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *token = NULL;
+  gsize len;
+  const char *data = g_bytes_get_data (body, &len);
+
+  root = mamd_json_parse_strict (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, &error);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_autofree char *detail = NULL;
+
+      detail = g_strdup_printf ("the token endpoint answered HTTP %u with no usable JSON: "
+                                "check the authority and the token endpoint", status);
+      check_failed (self, detail);
+      return;
+    }
+  if (status == 200)
+    {
+      if (mamd_json_object_get_string (json_node_get_object (root), "access_token", FALSE,
+                                       &token, NULL) &&
+          token != NULL && *token != '\0')
+        {
+          g_autofree char *detail = g_strdup_printf ("token issued for %s", self->scope);
+
+          set_state (self, MAMD_OAUTH_PERMISSION_GRANTED, detail);
+          return;
+        }
+      check_failed (self, "the token endpoint answered HTTP 200 without an access token");
+      return;
+    }
+  if (status >= 400 && status < 500)
+    {
+      handle_error_answer (self, status, json_node_get_object (root));
+      return;
+    }
+  {
+    g_autofree char *detail = g_strdup_printf ("the token endpoint answered HTTP %u: retry "
+                                               "later", status);
+    check_failed (self, detail);
+  }
+}
+
+/* The answer may hold an access token: wipe it before freeing. */
+static void
+wipe_bytes (GBytes *bytes)
+{
+  gsize len = 0;
+  gpointer data = g_bytes_unref_to_data (bytes, &len);
+
+  explicit_bzero (data, len);
+  g_free (data);
+}
+
+static void
+answer_received (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(MamdOauthPermission) self = user_data;
+  g_autoptr(GError) error = NULL;
+  GBytes *body;
+  guint status = 0;
+
+  self->in_flight = FALSE;
+  body = mamd_oauth_http_post_form_finish (MAMD_OAUTH_HTTP (source), result, &status, &error);
+  if (body == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          /* stopped, then maybe started again while this was in flight */
+          if (self->started)
+            mamd_oauth_permission_check_now (self);
+          return;
+        }
+      {
+        g_autofree char *detail = scrub (self, error->message);
+        check_failed (self, detail);
+      }
+      return;
+    }
+  self->checked_at = g_get_monotonic_time ();
+  handle_answer (self, status, body);
+  wipe_bytes (body);
+}
+
+void
+mamd_oauth_permission_check_now (MamdOauthPermission *self)
+{
+  g_autoptr(GHashTable) form = NULL;
+
+  g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (self));
+
+  if (self->in_flight)
+    return;
+  if (self->token_endpoint == NULL)
+    {
+      check_failed (self, "no token endpoint is known: set the authority or the token endpoint");
+      return;
+    }
+  form = g_hash_table_new (g_str_hash, g_str_equal);
+  g_hash_table_insert (form, "grant_type", "client_credentials");
+  g_hash_table_insert (form, "client_id", self->client_id);
+  g_hash_table_insert (form, "client_secret", self->secret);
+  g_hash_table_insert (form, "scope", self->scope);
+  if (self->cancellable == NULL)
+    self->cancellable = g_cancellable_new ();
+  self->in_flight = TRUE;
+  mamd_oauth_http_post_form_async (self->http, self->token_endpoint, form, ANSWER_MAX_LEN,
+                                   self->cancellable, answer_received, g_object_ref (self));
+}
+
+static gboolean
+check_due (gpointer user_data)
+{
+  mamd_oauth_permission_check_now (MAMD_OAUTH_PERMISSION (user_data));
+  return G_SOURCE_CONTINUE;
+}
+
+void
+mamd_oauth_permission_start (MamdOauthPermission *self)
+{
+  g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (self));
+
+  if (self->started)
+    return;
+  self->started = TRUE;
+  mamd_oauth_permission_check_now (self);
+  /* thread-default context, like the HTTP I/O; no reference: dispose
+   * removes the timer */
+  self->timer = g_timeout_source_new_seconds (MAX (self->interval, 1));
+  g_source_set_callback (self->timer, check_due, self, NULL);
+  g_source_attach (self->timer, g_main_context_get_thread_default ());
+}
+
+void
+mamd_oauth_permission_stop (MamdOauthPermission *self)
+{
+  g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (self));
+
+  self->started = FALSE;
+  if (self->timer != NULL)
+    {
+      g_source_destroy (self->timer);
+      g_clear_pointer (&self->timer, g_source_unref);
+    }
+  if (self->cancellable != NULL)
+    {
+      g_cancellable_cancel (self->cancellable);
+      g_clear_object (&self->cancellable);
+    }
+}
+
+gboolean
+mamd_oauth_permission_check_gate (MamdOauthPermission *self, GError **error)
+{
+  g_return_val_if_fail (MAMD_IS_OAUTH_PERMISSION (self), FALSE);
+
+  if (self->state != MAMD_OAUTH_PERMISSION_MISSING)
+    return TRUE;
+  g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE, MISSING_MESSAGE);
+  return FALSE;
+}
+
+MamdOauthPermissionState
+mamd_oauth_permission_get_state (MamdOauthPermission *self)
+{
+  g_return_val_if_fail (MAMD_IS_OAUTH_PERMISSION (self), MAMD_OAUTH_PERMISSION_UNKNOWN);
+  return self->state;
+}
+
+char *
+mamd_oauth_permission_describe (MamdOauthPermission *self)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  g_return_val_if_fail (MAMD_IS_OAUTH_PERMISSION (self), NULL);
+
+  switch (self->state)
+    {
+    case MAMD_OAUTH_PERMISSION_UNKNOWN:
+      g_string_append (out, self->in_flight ? "not checked yet: checking" : "not checked yet");
+      break;
+    case MAMD_OAUTH_PERMISSION_GRANTED:
+      g_string_append (out, "granted");
+      break;
+    case MAMD_OAUTH_PERMISSION_MISSING:
+    case MAMD_OAUTH_PERMISSION_ERROR:
+    default:
+      g_string_append (out, self->detail != NULL ? self->detail : "check failed");
+      break;
+    }
+  if (self->checked_at != 0)
+    g_string_append_printf (out, " (checked %" G_GINT64_FORMAT " s ago)",
+                            (g_get_monotonic_time () - self->checked_at) / G_USEC_PER_SEC);
+  if (self->last_failure != NULL)
+    g_string_append_printf (out, "; last check failed: %s", self->last_failure);
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+mamd_oauth_permission_dispose (GObject *object)
+{
+  mamd_oauth_permission_stop (MAMD_OAUTH_PERMISSION (object));
+  G_OBJECT_CLASS (mamd_oauth_permission_parent_class)->dispose (object);
+}
+
+static void
+mamd_oauth_permission_finalize (GObject *object)
+{
+  MamdOauthPermission *self = MAMD_OAUTH_PERMISSION (object);
+
+  if (self->secret != NULL)
+    explicit_bzero (self->secret, self->secret_len);
+  g_free (self->secret);
+  g_clear_object (&self->http);
+  g_free (self->token_endpoint);
+  g_free (self->client_id);
+  g_free (self->scope);
+  g_free (self->detail);
+  g_free (self->last_failure);
+  G_OBJECT_CLASS (mamd_oauth_permission_parent_class)->finalize (object);
+}
+
+static void
+mamd_oauth_permission_class_init (MamdOauthPermissionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = mamd_oauth_permission_dispose;
+  object_class->finalize = mamd_oauth_permission_finalize;
+
+  signals[SIGNAL_CHANGED] = g_signal_new ("changed", G_TYPE_FROM_CLASS (klass),
+                                          G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
+                                          G_TYPE_NONE, 0);
+}
+
+static void
+mamd_oauth_permission_init (MamdOauthPermission *self)
+{
+}
+
+MamdOauthPermission *
+mamd_oauth_permission_new (MamdOauthHttp *http, const char *token_endpoint,
+                           const char *client_id, const char *client_secret, const char *scope,
+                           guint interval)
+{
+  MamdOauthPermission *self;
+
+  g_return_val_if_fail (MAMD_IS_OAUTH_HTTP (http), NULL);
+  g_return_val_if_fail (client_id != NULL, NULL);
+  g_return_val_if_fail (client_secret != NULL, NULL);
+  g_return_val_if_fail (scope != NULL, NULL);
+
+  self = g_object_new (MAMD_TYPE_OAUTH_PERMISSION, NULL);
+  self->http = g_object_ref (http);
+  self->token_endpoint = g_strdup (token_endpoint);
+  self->client_id = g_strdup (client_id);
+  self->secret_len = strlen (client_secret);
+  self->secret = g_memdup2 (client_secret, self->secret_len + 1);
+  self->scope = g_strdup (scope);
+  self->interval = interval;
+  return self;
+}

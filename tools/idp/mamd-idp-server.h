@@ -14,6 +14,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <libsoup/soup.h>
 #include <openssl/evp.h>
 
 G_BEGIN_DECLS
@@ -42,5 +43,8 @@ void mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms);
  * real message about the missing resource; other codes -> 400 with that code. */
 void mamd_idp_server_set_token_error (MamdIdpServer *self, const char *aadsts_code);
 guint mamd_idp_server_get_request_count (MamdIdpServer *self, const char *path_suffix);
+/* The underlying SoupServer (borrowed), so a tool can add handlers of its
+ * own: tools/mamd-dev-idp.c adds the loopback-only /mamd-dev/mint. */
+SoupServer *mamd_idp_server_get_soup_server (MamdIdpServer *self);
 
 G_END_DECLS

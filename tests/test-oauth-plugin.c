@@ -1,0 +1,911 @@
+/*
+ * test-oauth-plugin.c: the office365 plugin, loaded as a module exactly as
+ * the daemon loads it, against a loopback identity provider (MamdIdpServer)
+ * running in this process; and end to end over D-Bus with the real mamd.
+ *
+ * Every token is minted at test time with the provider's current key. The
+ * provider serves from this process's default main context, so the tests
+ * only ever wait by iterating it (never a synchronous D-Bus call).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "mamd-idp-mint.h"
+#include "mamd-idp-server.h"
+#include "mamd-plugin-loader.h"
+#include "mamd-test-daemon.h"
+
+#define TENANT "72f988bf-86f1-41af-91ab-2d7cd011db47"
+#define CLIENT "3c9ab5d1-0a5e-4f1a-8f4e-5a2b7c1d9e80"
+#define OTHER_TENANT "0c3f5d2a-7b61-4e9a-9f10-2b3c4d5e6f70"
+#define OID "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+#define SCOPE "login.mattermost"
+#define SECRET "dev-secret-value-Q~7"
+#define GROUP "office365"
+#define WAIT_MS 60000
+
+/* ---- helpers ---- */
+
+static gboolean
+on_wait_timeout (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context (the provider's too) until *@flag is set; a hung
+ * plugin fails the test instead of hanging it. */
+static void
+wait_for_flag (const gboolean *flag)
+{
+  gboolean timed_out = FALSE;
+  g_autoptr(GSource) timeout = g_timeout_source_new (WAIT_MS);
+
+  g_source_set_callback (timeout, on_wait_timeout, &timed_out, NULL);
+  g_source_attach (timeout, NULL);
+  while (!*flag && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (timeout);
+  g_assert_true (*flag);
+}
+
+static MamdPlugin *
+get_plugin (void)
+{
+  static MamdPluginLoader *loader;
+  MamdPlugin *plugin;
+
+  if (loader == NULL)
+    {
+      g_autofree char *path = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "plugins",
+                                                "oauth", "mamd-oauth.so", NULL);
+      const MamdPluginEntry *entry;
+
+      loader = mamd_plugin_loader_new ();
+      entry = mamd_plugin_loader_load_module (loader, path);
+      g_assert_nonnull (entry);
+      g_assert_cmpstr (entry->disabled_reason, ==, NULL);
+    }
+  plugin = mamd_plugin_loader_lookup (loader, "office365");
+  g_assert_nonnull (plugin);
+  return plugin;
+}
+
+/* A server's key file with [Server] from the arguments and @group_text
+ * (may be NULL: no [office365] group at all). */
+static GObject *
+load_config_full (const char *tenant, const char *client, const char *server_extra,
+                  const char *group_text, GError **error)
+{
+  g_autoptr(GKeyFile) keyfile = g_key_file_new ();
+  g_autofree char *text = NULL;
+  g_autoptr(GError) parse_error = NULL;
+
+  text = g_strdup_printf ("[Server]\nEnable=true\nAuthService=office365\n%s%s%s",
+                          server_extra != NULL ? server_extra : "",
+                          group_text != NULL ? "[" GROUP "]\n" : "",
+                          group_text != NULL ? group_text : "");
+  g_key_file_load_from_data (keyfile, text, -1, G_KEY_FILE_NONE, &parse_error);
+  g_assert_no_error (parse_error);
+  return mamd_plugin_load_config (get_plugin (), "chat", tenant, client, keyfile, GROUP, error);
+}
+
+static GObject *
+load_config (const char *group_text, GError **error)
+{
+  return load_config_full (TENANT, CLIENT, NULL, group_text, error);
+}
+
+static char *
+findings_text (GObject *config)
+{
+  g_autoptr(GPtrArray) findings = g_ptr_array_new_with_free_func (g_free);
+
+  mamd_plugin_diagnose (get_plugin (), config, findings);
+  g_ptr_array_add (findings, NULL);
+  return g_strjoinv ("\n", (char **) findings->pdata);
+}
+
+static void
+assert_contains (const char *haystack, const char *needle)
+{
+  if (strstr (haystack, needle) == NULL)
+    g_error ("\"%s\" not found in \"%s\"", needle, haystack);
+}
+
+static char *
+write_secret (const char *dir, const char *name, const char *contents, int mode)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents_full (path, contents, -1, G_FILE_SET_CONTENTS_NONE, 0600, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (path, mode), ==, 0);
+  return g_steal_pointer (&path);
+}
+
+typedef struct {
+  gboolean done;
+  MamdIdentity *identity;
+  GError *error;
+} AuthWait;
+
+static void
+on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  AuthWait *wait = user_data;
+
+  wait->identity = mamd_plugin_authenticate_finish (MAMD_PLUGIN (source), result, &wait->error);
+  wait->done = TRUE;
+}
+
+static void
+auth_start (GObject *config, GVariant *credential, AuthWait *wait)
+{
+  mamd_plugin_authenticate_async (get_plugin (), config, credential, NULL, on_authenticated,
+                                  wait);
+}
+
+static void
+auth_wait (AuthWait *wait)
+{
+  wait_for_flag (&wait->done);
+}
+
+static GVariant *
+token_credential (const char *token)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&builder, "{sv}", "access-token", g_variant_new_string (token));
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+/* Authenticates @token with @config; the identity, or NULL with @error. */
+static MamdIdentity *
+authenticate (GObject *config, const char *token, GError **error)
+{
+  g_autoptr(GVariant) credential = token_credential (token);
+  AuthWait wait = { 0 };
+
+  auth_start (config, credential, &wait);
+  auth_wait (&wait);
+  if (wait.error != NULL)
+    {
+      g_assert_null (wait.identity);
+      /* no credential ever reaches a message */
+      g_assert_null (strstr (wait.error->message, token));
+      g_propagate_error (error, wait.error);
+    }
+  return wait.identity;
+}
+
+static char *
+idp_config (MamdIdpServer *idp, const char *extra)
+{
+  return g_strdup_printf ("Authority=%s\nKeyRefetchCooldown=0\n%s",
+                          mamd_idp_server_get_authority (idp), extra != NULL ? extra : "");
+}
+
+static char *
+mint (MamdIdpServer *idp, const char *tenant, const char *oid)
+{
+  char *token = mamd_idp_server_mint (idp, tenant, CLIENT, SCOPE, oid, "alice", 3600);
+
+  g_assert_nonnull (token);
+  return token;
+}
+
+/* ---- module and configuration ---- */
+
+static void
+test_module (void)
+{
+  MamdPlugin *plugin = get_plugin ();
+
+  g_assert_cmpstr (mamd_plugin_get_method (plugin), ==, "office365");
+  g_assert_cmpint (mamd_plugin_get_capabilities (plugin), ==,
+                   MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE);
+}
+
+static void
+test_config_defaults (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) config = load_config (NULL, &error);
+  g_autofree char *text = NULL;
+
+  g_assert_no_error (error);
+  text = findings_text (config);
+  g_test_message ("%s", text);
+  assert_contains (text, "issuer https://login.microsoftonline.com/" TENANT "/v2.0,");
+  assert_contains (text, "audience " CLIENT ",");
+  assert_contains (text, "scope login.mattermost,");
+  assert_contains (text, "clock skew 300 s");
+  assert_contains (text, "https://login.microsoftonline.com/" TENANT
+                         "/v2.0/.well-known/openid-configuration");
+  assert_contains (text, "refresh 86400 s, refetch cool-down 300 s, HTTP timeout 10 s, "
+                         "CA system store");
+  assert_contains (text, "ClientSecretFile");
+
+  /* upper-case GUIDs from [Server] are canonicalised */
+  g_clear_object (&config);
+  config = load_config_full ("72F988BF-86F1-41AF-91AB-2D7CD011DB47",
+                             "{3C9AB5D1-0A5E-4F1A-8F4E-5A2B7C1D9E80}", NULL, "", &error);
+  g_assert_no_error (error);
+  g_free (text);
+  text = findings_text (config);
+  assert_contains (text, "audience " CLIENT ",");
+  assert_contains (text, "/" TENANT "/v2.0,");
+}
+
+static void
+test_config_every_key (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *secret = write_secret (dir, "secret", SECRET "\n", 0600);
+  g_autofree char *ca = write_secret (dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+  g_autofree char *group = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GObject) config = NULL;
+
+  group = g_strdup_printf ("Authority=https://idp.example.com/\n"
+                           "DiscoveryUrl=https://idp.example.com/custom/.well-known/openid-configuration\n"
+                           "Issuer=https://issuer.example.com/" TENANT "/v2.0\n"
+                           "TokenEndpoint=https://idp.example.com/custom/token\n"
+                           "RequiredScope=chat.read\n"
+                           "ClockSkew=60\nKeyRefreshInterval=3600\nKeyRefetchCooldown=30\n"
+                           "HttpTimeout=5\nCaFile=%s\nClientSecretFile=%s\n"
+                           "PermissionScope=https://mam.example.com/.default\n"
+                           "PermissionCheckInterval=600\n", ca, secret);
+  config = load_config (group, &error);
+  g_assert_no_error (error);
+  text = findings_text (config);
+  g_test_message ("%s", text);
+  assert_contains (text, "issuer https://issuer.example.com/" TENANT "/v2.0,");
+  assert_contains (text, "scope chat.read,");
+  assert_contains (text, "clock skew 60 s");
+  assert_contains (text, "signing keys from https://idp.example.com/custom/.well-known/"
+                         "openid-configuration (refresh 3600 s, refetch cool-down 30 s, "
+                         "HTTP timeout 5 s, CA ");
+  assert_contains (text, ca);
+  assert_contains (text, "MAM service permission https://mam.example.com/.default at "
+                         "https://idp.example.com/custom/token (every 600 s)");
+  /* the secret is read, never shown */
+  g_assert_null (strstr (text, SECRET));
+
+  /* defaults derived from Authority, and RequiredScope from [Server] Scope */
+  g_clear_object (&config);
+  config = load_config_full (TENANT, CLIENT,
+                             "Scope=api://" CLIENT "/chat.mobile\n",
+                             "Authority=https://idp.example.com\n", &error);
+  g_assert_no_error (error);
+  g_free (text);
+  text = findings_text (config);
+  assert_contains (text, "issuer https://idp.example.com/" TENANT "/v2.0,");
+  assert_contains (text, "scope chat.mobile,");
+  assert_contains (text, "https://idp.example.com/" TENANT "/v2.0/.well-known/openid-configuration");
+
+  g_unlink (secret);
+  g_unlink (ca);
+  g_rmdir (dir);
+}
+
+typedef struct {
+  const char *group;   /* [office365] contents; %s is replaced by the temp dir */
+  const char *key;     /* the key the message must name */
+} BadConfig;
+
+static const BadConfig bad_configs[] = {
+  { "Colour=blue\n", "Colour" },
+  { "authority=https://idp.example.com\n", "authority" },
+  { "Authority=http://idp.example.com\n", "Authority" },
+  { "Authority=ftp://idp.example.com\n", "Authority" },
+  { "Authority=not a url\n", "Authority" },
+  { "Authority=\n", "Authority" },
+  { "DiscoveryUrl=http://idp.example.com/x\n", "DiscoveryUrl" },
+  { "TokenEndpoint=http://10.0.0.1/token\n", "TokenEndpoint" },
+  { "Issuer=\n", "Issuer" },
+  { "RequiredScope=a b\n", "RequiredScope" },
+  { "RequiredScope=\n", "RequiredScope" },
+  { "ClockSkew=-1\n", "ClockSkew" },
+  { "ClockSkew=3601\n", "ClockSkew" },
+  { "ClockSkew=five\n", "ClockSkew" },
+  { "KeyRefreshInterval=0\n", "KeyRefreshInterval" },
+  { "KeyRefreshInterval=1e3\n", "KeyRefreshInterval" },
+  { "KeyRefetchCooldown=86401\n", "KeyRefetchCooldown" },
+  { "HttpTimeout=0\n", "HttpTimeout" },
+  { "HttpTimeout=10s\n", "HttpTimeout" },
+  { "PermissionCheckInterval=1\n", "PermissionCheckInterval" },
+  { "PermissionScope=\n", "PermissionScope" },
+  { "CaFile=%s/missing.pem\n", "CaFile" },
+  { "CaFile=relative.pem\n", "CaFile" },
+  { "ClientSecretFile=%s/missing\n", "ClientSecretFile" },
+  { "ClientSecretFile=%s/group-readable\n", "ClientSecretFile" },
+  { "ClientSecretFile=%s/world-readable\n", "ClientSecretFile" },
+  { "ClientSecretFile=%s/empty\n", "ClientSecretFile" },
+  { "ClientSecretFile=%s\n", "ClientSecretFile" }, /* a directory */
+  { "ClientSecretFile=secret\n", "ClientSecretFile" },
+};
+
+static void
+test_config_invalid (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *f1 = write_secret (dir, "group-readable", SECRET, 0640);
+  g_autofree char *f2 = write_secret (dir, "world-readable", SECRET, 0604);
+  g_autofree char *f3 = write_secret (dir, "empty", "\n", 0600);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad_configs); i++)
+    {
+      g_autoptr(GString) group = g_string_new (bad_configs[i].group);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GObject) config = NULL;
+      g_autofree char *want = g_strdup_printf ("[office365] %s:", bad_configs[i].key);
+
+      g_string_replace (group, "%s", dir, 0);
+      g_test_message ("case %u: %s", i, group->str);
+      config = load_config (group->str, &error);
+      g_assert_null (config);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+      assert_contains (error->message, want);
+      g_assert_null (strstr (error->message, SECRET));
+    }
+
+  /* TenantId and ClientId are required and must be GUIDs */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GObject) config = load_config_full (NULL, CLIENT, NULL, "", &error);
+
+    g_assert_null (config);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+    assert_contains (error->message, "TenantId");
+    g_clear_error (&error);
+    config = load_config_full (TENANT, "not-a-guid", NULL, "", &error);
+    g_assert_null (config);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+    assert_contains (error->message, "ClientId");
+  }
+
+  /* a private secret file is accepted, read-only too */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autofree char *ok = write_secret (dir, "ok", SECRET, 0400);
+    g_autofree char *group = g_strdup_printf ("ClientSecretFile=%s\n", ok);
+    g_autoptr(GObject) config = load_config (group, &error);
+
+    g_assert_no_error (error);
+    g_assert_nonnull (config);
+    g_unlink (ok);
+  }
+  g_unlink (f1);
+  g_unlink (f2);
+  g_unlink (f3);
+  g_rmdir (dir);
+}
+
+/* ---- authentication against the loopback provider ---- */
+
+static void
+test_authenticate_valid (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = NULL;
+  g_autoptr(GObject) config = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *issuer = NULL;
+  g_autofree char *text = NULL;
+
+  g_assert_no_error (error);
+  group = idp_config (idp, NULL);
+  config = load_config (group, &error);
+  g_assert_no_error (error);
+
+  /* an upper-case oid is canonicalised */
+  token = mint (idp, TENANT, "3F2504E0-4F89-11D3-9A0C-0305E82C3301");
+  identity = authenticate (config, token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (identity->object_id, ==, OID);
+  g_assert_cmpstr (identity->tenant_id, ==, TENANT);
+  g_assert_cmpstr (identity->id_attribute, ==, "oid");
+  issuer = g_strdup_printf ("%s/%s/v2.0", mamd_idp_server_get_authority (idp), TENANT);
+  g_assert_cmpstr (identity->id_source, ==, issuer);
+
+  text = findings_text (config);
+  g_test_message ("%s", text);
+  g_assert_null (strstr (text, "not fetched yet"));
+}
+
+static void
+test_authenticate_credential (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = idp_config (idp, NULL);
+  g_autoptr(GObject) config = load_config (group, &error);
+  g_autofree char *token = mint (idp, TENANT, OID);
+  const char *bad[] = { "@a{sv} {}", "{'access-token': <42>}", "{'token': <'x'>}",
+                        "{'access-token': <'%s'>, 'user': <'alice'>}" };
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GString) text = g_string_new (bad[i]);
+      g_autoptr(GVariant) credential = NULL;
+      AuthWait wait = { 0 };
+
+      g_string_replace (text, "%s", token, 0);
+      credential = g_variant_ref_sink (g_variant_new_parsed (text->str));
+      auth_start (config, credential, &wait);
+      auth_wait (&wait);
+      g_assert_null (wait.identity);
+      g_assert_error (wait.error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
+      assert_contains (wait.error->message, "access-token");
+      g_assert_null (strstr (wait.error->message, token));
+      g_clear_error (&wait.error);
+    }
+
+  /* not a token at all: invalid, and no network needed to say so */
+  {
+    g_autoptr(MamdIdentity) identity = authenticate (config, "not.a.jwt", &error);
+    g_assert_null (identity);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+    g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), ==, 0);
+  }
+}
+
+static void
+test_authenticate_other_tenant (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = idp_config (idp, NULL);
+  g_autoptr(GObject) config = load_config (group, &error);
+  g_autofree char *token = mint (idp, OTHER_TENANT, OID);
+  g_autofree char *wrong_scope = mamd_idp_server_mint (idp, TENANT, CLIENT, "other.scope", OID,
+                                                       NULL, 3600);
+  g_autoptr(MamdIdentity) identity = NULL;
+
+  g_assert_no_error (error);
+  identity = authenticate (config, token, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+
+  identity = authenticate (config, wrong_scope, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  assert_contains (error->message, "scope");
+}
+
+/* The provider is down from the start: no key can be had, which is
+ * retryable; once it is back the same token signs in. */
+static void
+test_authenticate_key_unavailable (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = idp_config (idp, NULL);
+  g_autoptr(GObject) config = load_config (group, &error);
+  g_autofree char *token = mint (idp, TENANT, OID);
+  g_autofree char *rotated = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+
+  g_assert_no_error (error);
+  mamd_idp_server_set_down (idp, TRUE);
+  identity = authenticate (config, token, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+  g_clear_error (&error);
+
+  mamd_idp_server_set_down (idp, FALSE);
+  identity = authenticate (config, token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (identity->object_id, ==, OID);
+  g_clear_pointer (&identity, mamd_identity_free);
+
+  /* down again: the last good keys still serve the known kid, and a new
+   * kid cannot be fetched, which is not the token's fault */
+  mamd_idp_server_rotate_key (idp);
+  rotated = mint (idp, TENANT, OID);
+  mamd_idp_server_set_down (idp, TRUE);
+  identity = authenticate (config, token, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&identity, mamd_identity_free);
+  identity = authenticate (config, rotated, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+}
+
+static void
+test_authenticate_unknown_kid (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = idp_config (idp, NULL);
+  g_autoptr(GObject) config = load_config (group, &error);
+  g_autofree char *first = mint (idp, TENANT, OID);
+  g_autofree char *rotated = NULL;
+  g_autofree char *forged = NULL;
+  g_autofree char *header = NULL;
+  g_autofree char *claims = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  EVP_PKEY *own_key;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  guint fetches;
+
+  g_assert_no_error (error);
+  identity = authenticate (config, first, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&identity, mamd_identity_free);
+  fetches = mamd_idp_server_get_request_count (idp, "/keys");
+  g_assert_cmpuint (fetches, >=, 1);
+
+  /* a rotation: the new kid is unknown, fetched once, then accepted */
+  mamd_idp_server_rotate_key (idp);
+  rotated = mint (idp, TENANT, OID);
+  identity = authenticate (config, rotated, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&identity, mamd_identity_free);
+  g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), ==, fetches + 1);
+
+  /* a well-formed token under a kid the provider never published */
+  own_key = mamd_idp_key_generate (MAMD_IDP_KEY_RSA, 2048, &error);
+  g_assert_no_error (error);
+  header = g_strdup ("{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"never-published\"}");
+  claims = g_strdup_printf ("{\"ver\":\"2.0\",\"iss\":\"%s/%s/v2.0\",\"aud\":\"%s\","
+                            "\"tid\":\"%s\",\"oid\":\"%s\",\"scp\":\"%s\","
+                            "\"iat\":%" G_GINT64_FORMAT ",\"nbf\":%" G_GINT64_FORMAT ","
+                            "\"exp\":%" G_GINT64_FORMAT "}",
+                            mamd_idp_server_get_authority (idp), TENANT, CLIENT, TENANT, OID,
+                            SCOPE, now, now, now + 3600);
+  forged = mamd_idp_sign_compact (header, claims, "RS256", own_key, NULL, 0, &error);
+  EVP_PKEY_free (own_key);
+  g_assert_no_error (error);
+  identity = authenticate (config, forged, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  assert_contains (error->message, "signature");
+}
+
+/* ---- the MAM service permission and the gate ---- */
+
+typedef struct {
+  GObject *config;
+  gboolean changed;
+} GateWait;
+
+static void
+on_gate_changed (MamdPlugin *plugin, GObject *config, gpointer user_data)
+{
+  GateWait *wait = user_data;
+
+  if (config == wait->config)
+    wait->changed = TRUE;
+}
+
+/* Activates a config with a client secret against @idp and waits for the
+ * first permission answer. */
+static GObject *
+activate_with_secret (MamdIdpServer *idp, const char *dir, GateWait *wait, gulong *handler)
+{
+  g_autofree char *secret = write_secret (dir, "secret", SECRET "\n", 0600);
+  g_autofree char *extra = g_strdup_printf ("ClientSecretFile=%s\n", secret);
+  g_autofree char *group = idp_config (idp, extra);
+  g_autoptr(GError) error = NULL;
+  GObject *config = load_config (group, &error);
+
+  g_assert_no_error (error);
+  wait->config = config;
+  *handler = g_signal_connect (get_plugin (), "gate-changed", G_CALLBACK (on_gate_changed), wait);
+  mamd_plugin_config_activate (get_plugin (), config, TRUE);
+  wait_for_flag (&wait->changed);
+  g_unlink (secret);
+  return config;
+}
+
+static void
+deactivate (GObject *config, gulong handler)
+{
+  g_signal_handler_disconnect (get_plugin (), handler);
+  mamd_plugin_config_activate (get_plugin (), config, FALSE);
+  g_object_unref (config);
+}
+
+static void
+test_gate_granted (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *text = NULL;
+  GateWait wait = { 0 };
+  GObject *config;
+  gulong handler;
+
+  g_assert_no_error (error);
+  mamd_idp_server_add_client (idp, TENANT, CLIENT, SECRET);
+  config = activate_with_secret (idp, dir, &wait, &handler);
+  g_assert_true (mamd_plugin_check_gate (get_plugin (), config, &error));
+  g_assert_no_error (error);
+  text = findings_text (config);
+  g_test_message ("%s", text);
+  assert_contains (text, "granted");
+  g_assert_null (strstr (text, SECRET));
+  g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/token"), >=, 1);
+  deactivate (config, handler);
+  g_rmdir (dir);
+}
+
+static void
+test_gate_invalid_resource (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *text = NULL;
+  GateWait wait = { 0 };
+  GObject *config;
+  gulong handler;
+
+  g_assert_no_error (error);
+  mamd_idp_server_add_client (idp, TENANT, CLIENT, SECRET);
+  mamd_idp_server_set_token_error (idp, "AADSTS650057");
+  config = activate_with_secret (idp, dir, &wait, &handler);
+  g_assert_false (mamd_plugin_check_gate (get_plugin (), config, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE);
+  g_test_message ("%s", error->message);
+  assert_contains (error->message, "AADSTS650057");
+  assert_contains (error->message, "admin consent");
+  g_assert_null (strstr (error->message, SECRET));
+  text = findings_text (config);
+  assert_contains (text, "AADSTS650057");
+  deactivate (config, handler);
+  g_rmdir (dir);
+}
+
+static void
+test_gate_other_error (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *text = NULL;
+  GateWait wait = { 0 };
+  GObject *config;
+  gulong handler;
+
+  g_assert_no_error (error);
+  mamd_idp_server_add_client (idp, TENANT, CLIENT, SECRET);
+  mamd_idp_server_set_token_error (idp, "AADSTS7000215");
+  config = activate_with_secret (idp, dir, &wait, &handler);
+  /* reported, but only a missing permission closes the gate */
+  g_assert_true (mamd_plugin_check_gate (get_plugin (), config, &error));
+  g_assert_no_error (error);
+  text = findings_text (config);
+  g_test_message ("%s", text);
+  assert_contains (text, "AADSTS7000215");
+  g_assert_null (strstr (text, SECRET));
+  deactivate (config, handler);
+  g_rmdir (dir);
+}
+
+/* ---- end to end over D-Bus ---- */
+
+typedef struct {
+  gboolean done;
+  GVariant *reply;
+  GError *error;
+} CallWait;
+
+static void
+on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CallWait *wait = user_data;
+
+  wait->reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &wait->error);
+  wait->done = TRUE;
+}
+
+static gboolean
+call_is_done (gpointer user_data)
+{
+  return ((CallWait *) user_data)->done;
+}
+
+static void
+sign_in_start (MamdTestDaemon *d, const char *server, const char *token, const char *device_id,
+               CallWait *wait)
+{
+  g_autoptr(GVariant) credential = token_credential (token);
+
+  g_dbus_connection_call (mamd_test_daemon_get_connection (d), "org.mamd.Mamd1",
+                          "/org/mamd/Mamd1", "org.mamd.Mamd1.Manager", "SignIn",
+                          g_variant_new ("(ss@a{sv}@a{sv})", server, "office365", credential,
+                                         mamd_test_device ("ios", device_id)),
+                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NO_AUTO_START, 120000,
+                          NULL, on_call_done, wait);
+}
+
+/* The provider lives in this process: wait by running its main context. */
+static void
+call_wait (MamdTestDaemon *d, CallWait *wait)
+{
+  g_assert_true (mamd_test_daemon_iterate_until (d, call_is_done, wait, 120000));
+}
+
+typedef struct {
+  MamdTestDaemon *d;
+  MamdIdpServer *idp;
+} DbusFixture;
+
+static void
+dbus_setup (DbusFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *conf = NULL;
+  g_autofree char *plugin_dir = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "plugins",
+                                                  "oauth", NULL);
+
+  f->idp = mamd_idp_server_new (0, &error);
+  g_assert_no_error (error);
+  f->d = mamd_test_daemon_new ();
+  mamd_test_daemon_write_daemon_conf (f->d, NULL);
+  mamd_test_daemon_write_license (f->d, "advanced",
+                                  g_get_real_time () / G_USEC_PER_SEC + 365 * 86400);
+  conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=%s\nClientId=%s\n"
+                          "AuthService=office365\nAllowedPlatforms=ios\nAutoCreateUsers=true\n"
+                          "[office365]\nAuthority=%s\nKeyRefetchCooldown=0\nHttpTimeout=60\n",
+                          MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID,
+                          mamd_idp_server_get_authority (f->idp));
+  mamd_test_daemon_write_server (f->d, "chat", conf);
+  mamd_test_daemon_set_plugin_dir (f->d, plugin_dir);
+  mamd_test_daemon_start (f->d, &error);
+  g_assert_no_error (error);
+}
+
+static void
+dbus_teardown (DbusFixture *f, gconstpointer data)
+{
+  g_clear_pointer (&f->d, mamd_test_daemon_free);
+  g_clear_object (&f->idp);
+}
+
+static char *
+dbus_mint (DbusFixture *f, const char *tenant, const char *oid)
+{
+  char *token = mamd_idp_server_mint (f->idp, tenant, MAMD_TEST_CLIENT_ID, SCOPE, oid, "alice",
+                                      3600);
+
+  g_assert_nonnull (token);
+  return token;
+}
+
+static void
+test_dbus_sign_in (DbusFixture *f, gconstpointer data)
+{
+  g_autofree char *oid = mamd_test_random_guid ();
+  g_autofree char *token = dbus_mint (f, MAMD_TEST_TENANT_ID, oid);
+  g_autoptr(GVariant) result = NULL;
+  g_autofree char *log = NULL;
+  const MamdTestSignal *sig;
+  CallWait wait = { 0 };
+  const char *path = NULL;
+  const char *object_id = NULL;
+  const char *state = NULL;
+
+  sign_in_start (f->d, "chat", token, "iphone-1", &wait);
+  call_wait (f->d, &wait);
+  g_assert_no_error (wait.error);
+  g_variant_get (wait.reply, "(&o@a{sv})", &path, &result);
+  g_assert_true (g_variant_lookup (result, "object-id", "&s", &object_id));
+  g_assert_cmpstr (object_id, ==, oid);
+  g_assert_true (g_variant_lookup (result, "state", "&s", &state));
+  g_assert_cmpstr (state, ==, "enrollment-required");
+  sig = mamd_test_daemon_wait_signal (f->d, "EnrollmentRequired", path, WAIT_MS);
+  g_assert_nonnull (sig);
+
+  /* the token reached no log and no signal */
+  log = mamd_test_daemon_get_log (f->d);
+  g_assert_null (strstr (log, token));
+  for (guint i = 0; i < mamd_test_daemon_get_signals (f->d)->len; i++)
+    {
+      MamdTestSignal *s = g_ptr_array_index (mamd_test_daemon_get_signals (f->d), i);
+      g_autofree char *text = g_variant_print (s->parameters, FALSE);
+      g_assert_null (strstr (text, token));
+    }
+  g_variant_unref (wait.reply);
+}
+
+static void
+test_dbus_other_tenant (DbusFixture *f, gconstpointer data)
+{
+  g_autofree char *oid = mamd_test_random_guid ();
+  g_autofree char *token = dbus_mint (f, OTHER_TENANT, oid);
+  CallWait wait = { 0 };
+  g_autofree char *name = NULL;
+
+  sign_in_start (f->d, "chat", token, "iphone-2", &wait);
+  call_wait (f->d, &wait);
+  g_assert_null (wait.reply);
+  g_assert_nonnull (wait.error);
+  name = g_dbus_error_get_remote_error (wait.error);
+  g_assert_cmpstr (name, ==, "org.mamd.Mamd1.Error.InvalidToken");
+  g_assert_null (strstr (wait.error->message, token));
+  g_clear_error (&wait.error);
+}
+
+/* A rotation makes the provider slow to answer for the new kid; a sign-in
+ * whose key is cached goes through while that fetch hangs. */
+static void
+test_dbus_slow_provider (DbusFixture *f, gconstpointer data)
+{
+  g_autofree char *oid1 = mamd_test_random_guid ();
+  g_autofree char *oid2 = mamd_test_random_guid ();
+  g_autofree char *oid3 = mamd_test_random_guid ();
+  g_autofree char *first = dbus_mint (f, MAMD_TEST_TENANT_ID, oid1);
+  g_autofree char *cached = dbus_mint (f, MAMD_TEST_TENANT_ID, oid2);
+  g_autofree char *rotated = NULL;
+  CallWait w1 = { 0 }, slow = { 0 }, fast = { 0 };
+
+  sign_in_start (f->d, "chat", first, "device-1", &w1);
+  call_wait (f->d, &w1);
+  g_assert_no_error (w1.error);
+  g_variant_unref (w1.reply);
+
+  mamd_idp_server_rotate_key (f->idp);
+  rotated = dbus_mint (f, MAMD_TEST_TENANT_ID, oid3);
+  /* far longer than a cached sign-in takes, well below HttpTimeout=60 */
+  mamd_idp_server_set_delay (f->idp, 5000);
+  sign_in_start (f->d, "chat", rotated, "device-3", &slow);
+  sign_in_start (f->d, "chat", cached, "device-2", &fast);
+  call_wait (f->d, &fast);
+  g_assert_no_error (fast.error);
+  g_assert_false (slow.done);
+  call_wait (f->d, &slow);
+  g_assert_no_error (slow.error);
+  g_variant_unref (fast.reply);
+  g_variant_unref (slow.reply);
+}
+
+static void
+add_dbus_tests (void)
+{
+  g_test_add ("/mamd/oauth/plugin/dbus/sign-in", DbusFixture, NULL, dbus_setup,
+              test_dbus_sign_in, dbus_teardown);
+  g_test_add ("/mamd/oauth/plugin/dbus/other-tenant", DbusFixture, NULL, dbus_setup,
+              test_dbus_other_tenant, dbus_teardown);
+  g_test_add ("/mamd/oauth/plugin/dbus/slow-provider", DbusFixture, NULL, dbus_setup,
+              test_dbus_slow_provider, dbus_teardown);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/mamd/oauth/plugin/module", test_module);
+  g_test_add_func ("/mamd/oauth/plugin/config/defaults", test_config_defaults);
+  g_test_add_func ("/mamd/oauth/plugin/config/every-key", test_config_every_key);
+  g_test_add_func ("/mamd/oauth/plugin/config/invalid", test_config_invalid);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/valid", test_authenticate_valid);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/credential", test_authenticate_credential);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/other-tenant", test_authenticate_other_tenant);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/key-unavailable",
+                   test_authenticate_key_unavailable);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/unknown-kid", test_authenticate_unknown_kid);
+  g_test_add_func ("/mamd/oauth/plugin/gate/granted", test_gate_granted);
+  g_test_add_func ("/mamd/oauth/plugin/gate/invalid-resource", test_gate_invalid_resource);
+  g_test_add_func ("/mamd/oauth/plugin/gate/other-error", test_gate_other_error);
+  add_dbus_tests ();
+  return g_test_run ();
+}
