@@ -795,6 +795,8 @@ test_wrong_tenant (void)
   g_autofree char *missing = claims_with ("tid", NULL, NULL);
   g_autofree char *not_guid = claims_with ("tid", "\"common\"", NULL);
   g_autofree char *number = claims_with ("tid", "42", NULL);
+  g_autofree char *foreign = claims_with ("tid", "\"" OTHER_TENANT "\"",
+                                          "iss", "\"" AUTHORITY "/" OTHER_TENANT "/v2.0\"", NULL);
   MamdJwtPolicy policy = policy_at (now);
   g_autofree char *token = token_for_claims (other);
   g_autoptr(GError) error = refused_with (token, &policy, MAMD_ERROR_INVALID_TOKEN, "tenant: ");
@@ -803,6 +805,10 @@ test_wrong_tenant (void)
   assert_claims_refused (missing, MAMD_ERROR_INVALID_TOKEN, "tenant: ");
   assert_claims_refused (not_guid, MAMD_ERROR_INVALID_TOKEN, "tenant: ");
   assert_claims_refused (number, MAMD_ERROR_INVALID_TOKEN, "malformed: ");
+
+  /* a genuine token of another tenant (its issuer names that tenant too)
+   * is refused for the tenant, the real cause */
+  assert_claims_refused (foreign, MAMD_ERROR_INVALID_TOKEN, "tenant: ");
 }
 
 static void
