@@ -34,7 +34,7 @@ struct _MamdOauthKeys {
   gboolean rediscover;   /* the JWKS URL failed: ask discovery again */
   MamdJwks *jwks;        /* the last good keys */
   gint64 fetched_at;     /* monotonic, when jwks was fetched */
-  gint64 last_attempt;   /* monotonic, when the last fetch started; 0 never */
+  gint64 last_attempt;   /* monotonic, when the last unknown-kid refetch started; 0 never */
   gboolean last_failed;  /* the last fetch failed */
   GError *last_error;
   guint n_fetches;
@@ -325,7 +325,6 @@ static void
 fetch_start (MamdOauthKeys *self, gboolean full)
 {
   self->fetching = TRUE;
-  self->last_attempt = g_get_monotonic_time ();
   if (self->cancellable == NULL)
     self->cancellable = g_cancellable_new ();
   /* the timer is re-armed when this fetch ends */
@@ -383,6 +382,9 @@ mamd_oauth_keys_lookup_async (MamdOauthKeys *self, const char *kid, GCancellable
       return;
     }
   g_queue_push_tail (&self->waiters, g_steal_pointer (&task));
+  /* only unknown-kid refetches start the cool-down: a key that rotates in
+   * just after a scheduled refresh is still picked up at once */
+  self->last_attempt = g_get_monotonic_time ();
   fetch_start (self, FALSE);
 }
 
