@@ -511,8 +511,9 @@ subtree_introspect (GDBusConnection *connection, const char *sender, const char 
   MamdDbusAdaptor *self = user_data;
   GDBusInterfaceInfo **infos;
 
-  if (node == NULL || !mamd_id_is_valid (node) ||
-      mamd_engine_lookup_session (self->engine, node) == NULL)
+  /* a well-formed id whose session is gone keeps its interface so that
+   * property reads reach the handler and get NotFound, as methods do */
+  if (node == NULL || !mamd_id_is_valid (node))
     return NULL;
   infos = g_new0 (GDBusInterfaceInfo *, 2);
   infos[0] = g_dbus_interface_info_ref (

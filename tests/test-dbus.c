@@ -1375,7 +1375,7 @@ test_session_objects (void)
                                       G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
                                       &error);
   g_assert_null (gone);
-  g_assert_nonnull (error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.NotFound");
 }
 
 int
