@@ -190,16 +190,29 @@ mamd_event_record_free (MamdEventRecord *rec)
 char *
 mamd_random_id (void)
 {
-  guint8 bytes[16];
+  static const char hex[] = "0123456789abcdef";
+  /* one DRBG call per 256 ids: RAND_bytes takes locks and costs more than
+   * everything else about an id; per thread, so no lock here either */
+  static _Thread_local guint8 pool[16 * 256];
+  static _Thread_local gsize pool_used = sizeof pool;
   char *id = g_malloc (33);
 
   /* ids are unguessable so that knowing one proves having been told it */
-  if (RAND_bytes (bytes, sizeof bytes) != 1) {
-    for (guint i = 0; i < sizeof bytes; i++)
-      bytes[i] = (guint8) g_random_int_range (0, 256);
+  if (pool_used == sizeof pool) {
+    if (RAND_bytes (pool, sizeof pool) != 1) {
+      for (gsize i = 0; i < sizeof pool; i++)
+        pool[i] = (guint8) g_random_int_range (0, 256);
+    }
+    pool_used = 0;
   }
-  for (guint i = 0; i < sizeof bytes; i++)
-    g_snprintf (id + i * 2, 3, "%02x", bytes[i]);
+  for (guint i = 0; i < 16; i++) {
+    id[i * 2] = hex[pool[pool_used + i] >> 4];
+    id[i * 2 + 1] = hex[pool[pool_used + i] & 0xf];
+  }
+  id[32] = '\0';
+  /* used bytes are not kept around */
+  memset (pool + pool_used, 0, 16);
+  pool_used += 16;
   return id;
 }
 

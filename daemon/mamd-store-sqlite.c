@@ -246,7 +246,6 @@ apply_event (MamdStoreSqlite *self, const MamdEventRecord *rec)
 {
   sqlite3_stmt *stmt = self->stmts[STMT_APPEND_EVENT];
   g_autofree char *detail = NULL;
-  int rc;
 
   if (rec->detail != NULL)
     detail = g_variant_print (rec->detail, TRUE);
@@ -257,12 +256,6 @@ apply_event (MamdStoreSqlite *self, const MamdEventRecord *rec)
   bind_text (stmt, 5, rec->session_id);
   bind_text (stmt, 6, rec->decision_id);
   bind_text (stmt, 7, detail);
-  rc = run_stmt (stmt);
-  if (rc != SQLITE_DONE)
-    return rc;
-
-  stmt = self->stmts[STMT_UPDATE_LAST_SEQ];
-  sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) rec->seq);
   return run_stmt (stmt);
 }
 
@@ -308,13 +301,24 @@ static gboolean
 commit_batch (MamdStoreSqlite *self, GPtrArray *batch, GError **error)
 {
   int rc = run_stmt (self->stmts[STMT_BEGIN]);
+  guint64 last_seq = 0;
 
   for (guint i = 0; rc == SQLITE_DONE && i < batch->len; i++) {
     MamdStoreTxn *txn = g_task_get_task_data (g_ptr_array_index (batch, i));
     guint n_ops = mamd_store_txn_get_n_ops (txn);
 
-    for (guint j = 0; rc == SQLITE_DONE && j < n_ops; j++)
-      rc = apply_op (self, mamd_store_txn_get_op (txn, j));
+    for (guint j = 0; rc == SQLITE_DONE && j < n_ops; j++) {
+      const MamdStoreOp *op = mamd_store_txn_get_op (txn, j);
+
+      rc = apply_op (self, op);
+      if (op->kind == MAMD_STORE_OP_APPEND_EVENT)
+        last_seq = MAX (last_seq, ((const MamdEventRecord *) op->record)->seq);
+    }
+  }
+  /* last_seq outlives pruned events; once per batch is enough */
+  if (rc == SQLITE_DONE && last_seq > 0) {
+    sqlite3_bind_int64 (self->stmts[STMT_UPDATE_LAST_SEQ], 1, (sqlite3_int64) last_seq);
+    rc = run_stmt (self->stmts[STMT_UPDATE_LAST_SEQ]);
   }
   if (rc == SQLITE_DONE)
     rc = run_stmt (self->stmts[STMT_COMMIT]);
