@@ -430,6 +430,22 @@ mamd_json_parse_strict (const char *data, gsize len, gsize max_len, guint max_de
   return json_parser_steal_root (parser);
 }
 
+JsonNode *
+mamd_json_parse_strict_object (const char *data, gsize len, gsize max_len, guint max_depth,
+                               GError **error)
+{
+  g_autoptr(JsonNode) root = mamd_json_parse_strict (data, len, max_len, max_depth, error);
+
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "not a JSON object");
+      return NULL;
+    }
+  return g_steal_pointer (&root);
+}
+
 /* ---- typed getters ---- */
 
 static gboolean

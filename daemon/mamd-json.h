@@ -23,6 +23,14 @@ JsonNode *mamd_json_parse_strict (const char *data,
                                   guint       max_depth,
                                   GError    **error);
 
+/* mamd_json_parse_strict() for documents that must be one JSON object:
+ * anything else is MAMD_ERROR_INVALID_ARGS "not a JSON object". */
+JsonNode *mamd_json_parse_strict_object (const char *data,
+                                         gsize       len,
+                                         gsize       max_len,
+                                         guint       max_depth,
+                                         GError    **error);
+
 /* Typed getters. An absent member is an error when @required, otherwise
  * they return TRUE and leave *out untouched (so callers preset defaults).
  * A member of another type (null included) is always an error. */

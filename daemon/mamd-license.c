@@ -111,14 +111,9 @@ parse_payload (const char *data, gsize len, GError **error)
   const char *id = NULL, *licensee = NULL, *sku = NULL;
   JsonObject *object;
 
-  root = mamd_json_parse_strict (data, len, MAX_LICENSE_SIZE, MAX_LICENSE_DEPTH, error);
+  root = mamd_json_parse_strict_object (data, len, MAX_LICENSE_SIZE, MAX_LICENSE_DEPTH, error);
   if (root == NULL)
     return NULL;
-  if (!JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "not a JSON object");
-      return NULL;
-    }
   object = json_node_get_object (root);
   if (!mamd_json_object_get_string (object, "id", TRUE, &id, error) ||
       !mamd_json_object_get_string (object, "licensee", TRUE, &licensee, error) ||
@@ -150,14 +145,9 @@ parse_envelope (const char *data, gsize len, GBytes **payload, GBytes **signatur
   gsize decoded_len = 0;
   JsonObject *object;
 
-  root = mamd_json_parse_strict (data, len, MAX_LICENSE_SIZE, MAX_LICENSE_DEPTH, error);
+  root = mamd_json_parse_strict_object (data, len, MAX_LICENSE_SIZE, MAX_LICENSE_DEPTH, error);
   if (root == NULL)
     return FALSE;
-  if (!JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "not a JSON object");
-      return FALSE;
-    }
   object = json_node_get_object (root);
   if (!mamd_json_object_get_string (object, "payload", TRUE, &payload_text, error) ||
       !mamd_json_object_get_string (object, "signature", TRUE, &signature_text, error))

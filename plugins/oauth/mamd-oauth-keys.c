@@ -261,14 +261,9 @@ parse_discovery (MamdOauthKeys *self, GBytes *body, GError **error)
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
 
-  root = mamd_json_parse_strict (data, len, DISCOVERY_MAX_LEN, DISCOVERY_MAX_DEPTH, error);
+  root = mamd_json_parse_strict_object (data, len, DISCOVERY_MAX_LEN, DISCOVERY_MAX_DEPTH, error);
   if (root == NULL)
     return FALSE;
-  if (!JSON_NODE_HOLDS_OBJECT (root))
-    {
-      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "not a JSON object");
-      return FALSE;
-    }
   object = json_node_get_object (root);
   if (!mamd_json_object_get_string (object, "issuer", TRUE, &issuer, error) ||
       !mamd_json_object_get_string (object, "jwks_uri", TRUE, &jwks_uri, error) ||

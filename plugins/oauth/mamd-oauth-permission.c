@@ -206,8 +206,8 @@ handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
 
-  root = mamd_json_parse_strict (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, &error);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  root = mamd_json_parse_strict_object (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, &error);
+  if (root == NULL)
     {
       g_autofree char *detail = NULL;
 
