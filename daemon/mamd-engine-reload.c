@@ -361,7 +361,11 @@ build_servers (MamdEngine *self, const MamdConfig *config, GPtrArray *problems)
     }
     for (guint j = 0; sc->plugin_groups != NULL && sc->plugin_groups[j] != NULL; j++)
       load_plugin_config (self, srv, sc->plugin_groups[j], TRUE, problems);
-    if (sc->auth_service != NULL)
+    /* the AuthService without a group of its own still gets a config (its
+     * defaults); one with a group was loaded, or reported, just above */
+    if (sc->auth_service != NULL &&
+        (sc->plugin_groups == NULL ||
+         !g_strv_contains ((const char *const *) sc->plugin_groups, sc->auth_service)))
       load_plugin_config (self, srv, sc->auth_service, FALSE, problems);
   }
   return servers;

@@ -1085,6 +1085,8 @@ test_reload_invalid (Fixture *fx, gconstpointer data)
   g_assert_false (reload (fx, &error));
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
   g_assert_nonnull (strstr (error->message, "DelayMs"));
+  /* the AuthService's own group is reported once, not once more for being the AuthService */
+  g_assert_null (strstr (strstr (error->message, "DelayMs") + 1, "DelayMs"));
   g_clear_error (&error);
 
   /* nothing changed */
