@@ -51,8 +51,10 @@ struct _MamdDbusAdaptor {
   guint filter_id;
   gboolean filter_added;
   GHashTable *senders; /* unique name -> MamdDbusSender (one ref) */
-  GQueue signals;      /* QueuedSignal */
+  GQueue signals;      /* QueuedSignal, waiting for the next iteration */
   guint drain_id;
+  guint signal_budget; /* signals this main-loop iteration may still emit */
+  GSource *pace;       /* renews signal_budget once per iteration */
   guint32 own_uid;
   UserCache admins;
   UserCache clients;
@@ -616,21 +618,51 @@ emit_one (MamdDbusAdaptor *self, QueuedSignal *sig)
   queued_signal_free (sig);
 }
 
-/* At most SIGNAL_BATCH signals per main-loop iteration at low priority: a
- * reload that touches 100,000 sessions paces its signals and method calls
- * keep being served in between. */
+/* At most SIGNAL_BATCH signals per main-loop iteration: a reload that
+ * touches 100,000 sessions paces its signals and method calls keep being
+ * served in between. Signals go out at once while the iteration's budget
+ * lasts and nothing is waiting (so a sign-in's signal leaves with its
+ * reply); the rest wait in order for the next iterations. */
 static gboolean
 drain_signals (gpointer user_data)
 {
   MamdDbusAdaptor *self = user_data;
 
-  for (guint i = 0; i < SIGNAL_BATCH && !g_queue_is_empty (&self->signals); i++)
+  for (; self->signal_budget > 0 && !g_queue_is_empty (&self->signals); self->signal_budget--)
     emit_one (self, g_queue_pop_head (&self->signals));
   if (g_queue_is_empty (&self->signals)) {
     self->drain_id = 0;
     return G_SOURCE_REMOVE;
   }
   return G_SOURCE_CONTINUE;
+}
+
+typedef struct {
+  GSource source;
+  MamdDbusAdaptor *adaptor;
+} PaceSource;
+
+/* never dispatches: prepare runs once before every poll */
+static gboolean
+pace_prepare (GSource *source, gint *timeout)
+{
+  ((PaceSource *) source)->adaptor->signal_budget = SIGNAL_BATCH;
+  *timeout = -1;
+  return FALSE;
+}
+
+static GSource *
+pace_source_new (MamdDbusAdaptor *self)
+{
+  static GSourceFuncs funcs = { pace_prepare, NULL, NULL, NULL, NULL, NULL };
+  GSource *source = g_source_new (&funcs, sizeof (PaceSource));
+
+  ((PaceSource *) source)->adaptor = self;
+  /* prepare is skipped for sources below an already ready priority */
+  g_source_set_priority (source, G_PRIORITY_HIGH);
+  g_source_set_static_name (source, "[mamd] signal pace");
+  g_source_attach (source, NULL);
+  return source;
 }
 
 void
@@ -644,16 +676,14 @@ mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_path,
   sig->interface = interface;
   sig->member = member;
   sig->parameters = g_variant_ref_sink (parameters);
+  if (self->connection != NULL && self->signal_budget > 0 && g_queue_is_empty (&self->signals)) {
+    self->signal_budget--;
+    emit_one (self, sig);
+    return;
+  }
   g_queue_push_tail (&self->signals, sig);
   if (self->drain_id == 0 && self->connection != NULL)
-    self->drain_id = g_idle_add_full (G_PRIORITY_LOW, drain_signals, self, NULL);
-}
-
-guint
-mamd_dbus_adaptor_get_n_queued_signals (MamdDbusAdaptor *self)
-{
-  g_return_val_if_fail (MAMD_IS_DBUS_ADAPTOR (self), 0);
-  return g_queue_get_length (&self->signals);
+    self->drain_id = g_idle_add (drain_signals, self);
 }
 
 /* ---- paths, properties ---- */
@@ -773,8 +803,9 @@ mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *connection, GE
     connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
     "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self,
     NULL);
+  self->pace = pace_source_new (self);
   if (!g_queue_is_empty (&self->signals) && self->drain_id == 0)
-    self->drain_id = g_idle_add_full (G_PRIORITY_LOW, drain_signals, self, NULL);
+    self->drain_id = g_idle_add (drain_signals, self);
   return TRUE;
 }
 
@@ -790,6 +821,11 @@ mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self)
       emit_one (self, g_queue_pop_head (&self->signals));
   }
   g_clear_handle_id (&self->drain_id, g_source_remove);
+  if (self->pace != NULL) {
+    g_source_destroy (self->pace);
+    g_clear_pointer (&self->pace, g_source_unref);
+  }
+  self->signal_budget = 0;
   if (self->connection == NULL)
     return;
   if (self->name_owner_id != 0)

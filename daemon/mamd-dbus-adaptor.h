@@ -27,7 +27,6 @@ gboolean mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *conne
 void mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self);
 
 /* Number of D-Bus signals queued but not yet emitted. */
-guint mamd_dbus_adaptor_get_n_queued_signals (MamdDbusAdaptor *self);
 
 /* Path of a session object; mamd_dbus_session_id_from_path returns the id
  * inside @path or NULL (with MAMD_ERROR_INVALID_ARGS) when @path is not

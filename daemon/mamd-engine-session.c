@@ -299,7 +299,8 @@ sign_in_create_session (MamdEngine *self, SignInData *sd, const MamdIdentity *id
   MamdSessionRecord *rec = mamd_session_record_new ();
   g_autofree char *reason = NULL;
 
-  rec->id = mamd_random_id ();
+  rec->created = rec->updated = mamd_engine_now (self);
+  rec->id = mamd_time_ordered_id (rec->created);
   rec->server_id = g_intern_string (sd->server_id);
   rec->method = g_intern_string (sd->method);
   rec->object_id = g_strdup (identity->object_id);
@@ -319,7 +320,6 @@ sign_in_create_session (MamdEngine *self, SignInData *sd, const MamdIdentity *id
   } else {
     rec->state = MAMD_SESSION_STATE_ACTIVE;
   }
-  rec->created = rec->updated = mamd_engine_now (self);
   return rec;
 }
 

@@ -187,32 +187,55 @@ mamd_event_record_free (MamdEventRecord *rec)
   g_free (rec);
 }
 
-char *
-mamd_random_id (void)
-{
-  static const char hex[] = "0123456789abcdef";
-  /* one DRBG call per 256 ids: RAND_bytes takes locks and costs more than
-   * everything else about an id; per thread, so no lock here either */
-  static _Thread_local guint8 pool[16 * 256];
-  static _Thread_local gsize pool_used = sizeof pool;
-  char *id = g_malloc (33);
+static const char hex[] = "0123456789abcdef";
 
-  /* ids are unguessable so that knowing one proves having been told it */
-  if (pool_used == sizeof pool) {
+/* Writes 2 * @n_bytes hex characters of random bytes to @out. */
+static void
+random_hex (char *out, gsize n_bytes)
+{
+  /* one DRBG call per 4 KiB: RAND_bytes takes locks and costs more than
+   * everything else about an id; per thread, so no lock here either */
+  static _Thread_local guint8 pool[4096];
+  static _Thread_local gsize pool_used = sizeof pool;
+
+  g_assert (n_bytes <= sizeof pool);
+  if (sizeof pool - pool_used < n_bytes) {
     if (RAND_bytes (pool, sizeof pool) != 1) {
       for (gsize i = 0; i < sizeof pool; i++)
         pool[i] = (guint8) g_random_int_range (0, 256);
     }
     pool_used = 0;
   }
-  for (guint i = 0; i < 16; i++) {
-    id[i * 2] = hex[pool[pool_used + i] >> 4];
-    id[i * 2 + 1] = hex[pool[pool_used + i] & 0xf];
+  for (gsize i = 0; i < n_bytes; i++) {
+    out[i * 2] = hex[pool[pool_used + i] >> 4];
+    out[i * 2 + 1] = hex[pool[pool_used + i] & 0xf];
   }
-  id[32] = '\0';
   /* used bytes are not kept around */
-  memset (pool + pool_used, 0, 16);
-  pool_used += 16;
+  memset (pool + pool_used, 0, n_bytes);
+  pool_used += n_bytes;
+}
+
+char *
+mamd_random_id (void)
+{
+  char *id = g_malloc (33);
+
+  /* ids are unguessable so that knowing one proves having been told it */
+  random_hex (id, 16);
+  id[32] = '\0';
+  return id;
+}
+
+char *
+mamd_time_ordered_id (gint64 now)
+{
+  guint64 ms = (guint64) MAX (now, 0) / 1000;
+  char *id = g_malloc (33);
+
+  for (guint i = 0; i < 12; i++)
+    id[i] = hex[(ms >> (44 - 4 * i)) & 0xf];
+  random_hex (id + 12, 10);
+  id[32] = '\0';
   return id;
 }
 

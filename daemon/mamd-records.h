@@ -106,8 +106,12 @@ MamdEventRecord *mamd_event_record_copy (const MamdEventRecord *rec);
 void mamd_event_record_free (MamdEventRecord *rec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdEventRecord, mamd_event_record_free)
 
-/* 32 lowercase hex characters from 128 random bits (session, wipe, decision ids). */
+/* 32 lowercase hex characters from 128 random bits (wipe and decision ids). */
 char *mamd_random_id (void);
+/* The same shape: 48 bits of @now (unix µs) in milliseconds, then 80 random
+ * bits. Session ids: still unguessable, and in creation order, so that the
+ * store appends new sessions instead of scattering them. */
+char *mamd_time_ordered_id (gint64 now);
 gboolean mamd_id_is_valid (const char *id);
 
 G_END_DECLS

@@ -21,7 +21,7 @@
  * beside the writer and which only ever sees committed state.
  */
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 
 #define MAMD_TYPE_STORE_SQLITE (mamd_store_sqlite_get_type ())
@@ -69,35 +69,66 @@ static const char *const writer_sql[N_STMTS] = {
   [STMT_APPEND_EVENT] =
     "INSERT INTO events (seq, time, type, server_id, session_id, decision_id, detail)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+  /* the highest seq outlives the events that pruning drops */
   [STMT_UPDATE_LAST_SEQ] =
-    "INSERT INTO meta (key, value) VALUES ('last_seq', ?1)"
+    "INSERT INTO meta (key, value) SELECT 'last_seq', max(seq) FROM events WHERE true"
+    " HAVING max(seq) IS NOT NULL"
     " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-  [STMT_PRUNE_EVENTS] = "DELETE FROM events WHERE time < ?1",
+  /* in seq order up to the first event that is new enough, so the log never
+   * has holes (and needs no index on time: the scan stops there) */
+  [STMT_PRUNE_EVENTS] =
+    "DELETE FROM events WHERE seq < coalesce("
+    " (SELECT seq FROM events WHERE time >= ?1 ORDER BY seq LIMIT 1),"
+    " (SELECT max(seq) + 1 FROM events))",
 };
 
+/* Version 2. Rows are keyed so that a sign-in appends: session ids begin
+ * with their creation time and the event log is keyed by seq, so a commit
+ * of many sign-ins writes few pages. Every table but the event log is
+ * WITHOUT ROWID: one B-tree per table, no separate key index. */
 static const char schema_sql[] =
-  "CREATE TABLE IF NOT EXISTS sessions ("
+  "CREATE TABLE sessions ("
   " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, method TEXT, object_id TEXT,"
   " tenant_id TEXT, user_name TEXT, device_id TEXT, platform TEXT, id_attribute TEXT,"
   " id_source TEXT, reason TEXT, owner_uid INTEGER NOT NULL, state TEXT NOT NULL,"
   " mam_required INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
-  " seq INTEGER NOT NULL);"
-  "CREATE TABLE IF NOT EXISTS users ("
+  " seq INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE TABLE users ("
   " server_id TEXT NOT NULL, auth_service TEXT NOT NULL, object_id TEXT NOT NULL,"
   " user_name TEXT, created INTEGER NOT NULL,"
-  " PRIMARY KEY (server_id, auth_service, object_id));"
-  "CREATE TABLE IF NOT EXISTS removed_servers ("
+  " PRIMARY KEY (server_id, auth_service, object_id)) WITHOUT ROWID;"
+  "CREATE TABLE removed_servers ("
   " server_id TEXT NOT NULL, device_id TEXT NOT NULL, object_id TEXT, reason TEXT,"
-  " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id));"
-  "CREATE TABLE IF NOT EXISTS wipes ("
+  " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id)) WITHOUT ROWID;"
+  "CREATE TABLE wipes ("
   " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, device_id TEXT, object_id TEXT,"
   " session_id TEXT, reason TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
-  " seq INTEGER NOT NULL);"
-  "CREATE TABLE IF NOT EXISTS events ("
+  " seq INTEGER NOT NULL) WITHOUT ROWID;"
+  /* detail: a serialised a{sv} GVariant (version 1 stored its text form) */
+  "CREATE TABLE events ("
   " seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, server_id TEXT,"
-  " session_id TEXT, decision_id TEXT, detail TEXT);"
-  "CREATE INDEX IF NOT EXISTS events_time ON events (time);"
-  "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER);";
+  " session_id TEXT, decision_id TEXT, detail BLOB);"
+  "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER) WITHOUT ROWID;";
+
+/* Version 1 -> 2: the same columns, rebuilt WITHOUT ROWID; the time index
+ * goes. Runs inside the transaction that sets user_version. */
+static const char upgrade_from_1_sql[] =
+  "ALTER TABLE sessions RENAME TO sessions_v1;"
+  "ALTER TABLE users RENAME TO users_v1;"
+  "ALTER TABLE removed_servers RENAME TO removed_servers_v1;"
+  "ALTER TABLE wipes RENAME TO wipes_v1;"
+  "ALTER TABLE events RENAME TO events_v1;"
+  "ALTER TABLE meta RENAME TO meta_v1;"
+  "DROP INDEX IF EXISTS events_time;"
+  "%s"
+  "INSERT INTO sessions SELECT * FROM sessions_v1;"
+  "INSERT INTO users SELECT * FROM users_v1;"
+  "INSERT INTO removed_servers SELECT * FROM removed_servers_v1;"
+  "INSERT INTO wipes SELECT * FROM wipes_v1;"
+  "INSERT INTO events SELECT * FROM events_v1;"
+  "INSERT INTO meta SELECT * FROM meta_v1;"
+  "DROP TABLE sessions_v1; DROP TABLE users_v1; DROP TABLE removed_servers_v1;"
+  "DROP TABLE wipes_v1; DROP TABLE events_v1; DROP TABLE meta_v1;";
 
 struct _MamdStoreSqlite {
   MamdStore parent_instance;
@@ -241,21 +272,36 @@ apply_wipe (MamdStoreSqlite *self, const MamdWipeRecord *rec)
   return run_stmt (stmt);
 }
 
+/* Details are stored little-endian, so the file reads the same on every
+ * host; the same call turns them back. */
+static GVariant *
+detail_swap_for_file (GVariant *detail)
+{
+#if G_BYTE_ORDER == G_BIG_ENDIAN
+  return g_variant_byteswap (detail);
+#else
+  return g_variant_ref (detail);
+#endif
+}
+
 static int
 apply_event (MamdStoreSqlite *self, const MamdEventRecord *rec)
 {
   sqlite3_stmt *stmt = self->stmts[STMT_APPEND_EVENT];
-  g_autofree char *detail = NULL;
+  g_autoptr(GVariant) detail = rec->detail != NULL ? detail_swap_for_file (rec->detail) : NULL;
 
-  if (rec->detail != NULL)
-    detail = g_variant_print (rec->detail, TRUE);
   sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) rec->seq);
   sqlite3_bind_int64 (stmt, 2, rec->time);
   bind_text (stmt, 3, rec->type);
   bind_text (stmt, 4, rec->server_id);
   bind_text (stmt, 5, rec->session_id);
   bind_text (stmt, 6, rec->decision_id);
-  bind_text (stmt, 7, detail);
+  /* run_stmt resets the statement before @detail goes */
+  if (detail != NULL)
+    sqlite3_bind_blob64 (stmt, 7, g_variant_get_data (detail), g_variant_get_size (detail),
+                         SQLITE_STATIC);
+  else
+    sqlite3_bind_null (stmt, 7);
   return run_stmt (stmt);
 }
 
@@ -288,9 +334,14 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
     return apply_keys (self->stmts[STMT_DELETE_WIPE], op->key1, NULL);
   case MAMD_STORE_OP_APPEND_EVENT:
     return apply_event (self, op->record);
-  case MAMD_STORE_OP_PRUNE_EVENTS:
+  case MAMD_STORE_OP_PRUNE_EVENTS: {
+    int rc = run_stmt (self->stmts[STMT_UPDATE_LAST_SEQ]);
+
+    if (rc != SQLITE_DONE)
+      return rc;
     sqlite3_bind_int64 (self->stmts[STMT_PRUNE_EVENTS], 1, op->before);
     return run_stmt (self->stmts[STMT_PRUNE_EVENTS]);
+  }
   default:
     return SQLITE_MISUSE;
   }
@@ -301,24 +352,13 @@ static gboolean
 commit_batch (MamdStoreSqlite *self, GPtrArray *batch, GError **error)
 {
   int rc = run_stmt (self->stmts[STMT_BEGIN]);
-  guint64 last_seq = 0;
 
   for (guint i = 0; rc == SQLITE_DONE && i < batch->len; i++) {
     MamdStoreTxn *txn = g_task_get_task_data (g_ptr_array_index (batch, i));
     guint n_ops = mamd_store_txn_get_n_ops (txn);
 
-    for (guint j = 0; rc == SQLITE_DONE && j < n_ops; j++) {
-      const MamdStoreOp *op = mamd_store_txn_get_op (txn, j);
-
-      rc = apply_op (self, op);
-      if (op->kind == MAMD_STORE_OP_APPEND_EVENT)
-        last_seq = MAX (last_seq, ((const MamdEventRecord *) op->record)->seq);
-    }
-  }
-  /* last_seq outlives pruned events; once per batch is enough */
-  if (rc == SQLITE_DONE && last_seq > 0) {
-    sqlite3_bind_int64 (self->stmts[STMT_UPDATE_LAST_SEQ], 1, (sqlite3_int64) last_seq);
-    rc = run_stmt (self->stmts[STMT_UPDATE_LAST_SEQ]);
+    for (guint j = 0; rc == SQLITE_DONE && j < n_ops; j++)
+      rc = apply_op (self, mamd_store_txn_get_op (txn, j));
   }
   if (rc == SQLITE_DONE)
     rc = run_stmt (self->stmts[STMT_COMMIT]);
@@ -335,7 +375,7 @@ commit_batch (MamdStoreSqlite *self, GPtrArray *batch, GError **error)
 }
 
 typedef struct {
-  GTask *task;
+  GPtrArray *tasks; /* GTask, the writer's references, submission order */
   GError *error;
 } Completion;
 
@@ -344,7 +384,7 @@ completion_free (gpointer data)
 {
   Completion *completion = data;
 
-  g_object_unref (completion->task);
+  g_ptr_array_unref (completion->tasks);
   g_clear_error (&completion->error);
   g_free (completion);
 }
@@ -354,30 +394,48 @@ completion_cb (gpointer data)
 {
   Completion *completion = data;
 
-  if (completion->error != NULL)
-    g_task_return_error (completion->task, g_steal_pointer (&completion->error));
-  else
-    g_task_return_boolean (completion->task, TRUE);
+  for (guint i = 0; i < completion->tasks->len; i++) {
+    GTask *task = g_ptr_array_index (completion->tasks, i);
+
+    if (completion->error != NULL)
+      g_task_return_error (task, g_error_copy (completion->error));
+    else
+      g_task_return_boolean (task, TRUE);
+  }
   return G_SOURCE_REMOVE;
 }
 
-/* Hands @task (and the writer's reference) to its own main context. The
- * writer never drops a task reference itself: the last one may hold the last
- * reference to the store, whose dispose joins this thread. Sources of one
- * priority run in the order they were attached, so callbacks keep
- * submission order. */
+/* Hands the tasks of @batch (and the writer's references) back to their
+ * main contexts, one source per run of tasks that share a context, so a
+ * batch costs its context one wake-up. The writer never drops a task
+ * reference itself: the last one may hold the last reference to the store,
+ * whose dispose joins this thread. Sources of one priority run in the order
+ * they were attached, so callbacks keep submission order. */
 static void
-complete_on_context (GTask *task, const GError *error)
+complete_batch (GPtrArray *batch, const GError *error)
 {
-  Completion *completion = g_new0 (Completion, 1);
-  g_autoptr(GSource) source = g_idle_source_new ();
+  for (guint start = 0; start < batch->len;) {
+    GTask *first = g_ptr_array_index (batch, start);
+    Completion *completion = g_new0 (Completion, 1);
+    g_autoptr(GSource) source = g_idle_source_new ();
+    guint end = start;
 
-  completion->task = task;
-  completion->error = error != NULL ? g_error_copy (error) : NULL;
-  g_source_set_priority (source, g_task_get_priority (task));
-  g_source_set_static_name (source, "[mamd] store commit");
-  g_source_set_callback (source, completion_cb, completion, completion_free);
-  g_source_attach (source, g_task_get_context (task));
+    completion->tasks = g_ptr_array_new_with_free_func (g_object_unref);
+    for (; end < batch->len; end++) {
+      GTask *task = g_ptr_array_index (batch, end);
+
+      if (g_task_get_context (task) != g_task_get_context (first) ||
+          g_task_get_priority (task) != g_task_get_priority (first))
+        break;
+      g_ptr_array_add (completion->tasks, task);
+    }
+    start = end;
+    completion->error = error != NULL ? g_error_copy (error) : NULL;
+    g_source_set_priority (source, g_task_get_priority (first));
+    g_source_set_static_name (source, "[mamd] store commit");
+    g_source_set_callback (source, completion_cb, completion, completion_free);
+    g_source_attach (source, g_task_get_context (first));
+  }
 }
 
 static gpointer
@@ -413,8 +471,7 @@ writer_thread (gpointer data)
     g_cond_broadcast (&self->idle_cond);
     g_mutex_unlock (&self->lock);
 
-    for (guint i = 0; i < batch->len; i++)
-      complete_on_context (g_ptr_array_index (batch, i), error);
+    complete_batch (batch, error);
   }
 }
 
@@ -439,7 +496,9 @@ mamd_store_sqlite_commit_async (MamdStore *store, MamdStoreTxn *txn,
                          "state store %s is closing: commit refused", self->db_path);
   else {
     g_queue_push_tail (&self->queue, g_object_ref (task));
-    g_cond_signal (&self->work_cond);
+    /* a busy writer takes the whole queue when its batch is done */
+    if (!self->busy)
+      g_cond_signal (&self->work_cond);
   }
   g_mutex_unlock (&self->lock);
 
@@ -479,11 +538,43 @@ set_read_error (MamdStoreSqlite *self, GError **error)
   return FALSE;
 }
 
+/* a serialised a{sv}, or its text form in events from schema version 1 */
+static GVariant *
+column_detail (sqlite3_stmt *stmt, int index, GError **error)
+{
+  gsize size = (gsize) sqlite3_column_bytes (stmt, index);
+  g_autoptr(GVariant) detail = NULL;
+
+  switch (sqlite3_column_type (stmt, index)) {
+  case SQLITE_NULL:
+    return g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+  case SQLITE_TEXT:
+    return g_variant_parse (G_VARIANT_TYPE_VARDICT,
+                            (const char *) sqlite3_column_text (stmt, index), NULL, NULL,
+                            error);
+  case SQLITE_BLOB:
+    detail = g_variant_ref_sink (g_variant_new_from_data (
+      G_VARIANT_TYPE_VARDICT, g_memdup2 (sqlite3_column_blob (stmt, index), size), size,
+      FALSE, g_free, NULL));
+    /* the file is outside input: only a canonical serialisation is accepted */
+    if (!g_variant_is_normal_form (detail)) {
+      g_set_error_literal (error, G_VARIANT_PARSE_ERROR, G_VARIANT_PARSE_ERROR_FAILED,
+                           "not a serialised a{sv} dictionary");
+      return NULL;
+    }
+    return detail_swap_for_file (detail);
+  default:
+    g_set_error_literal (error, G_VARIANT_PARSE_ERROR, G_VARIANT_PARSE_ERROR_FAILED,
+                         "neither text nor a blob");
+    return NULL;
+  }
+}
+
 static MamdEventRecord *
 event_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
 {
   g_autoptr(MamdEventRecord) rec = mamd_event_record_new ();
-  const char *detail = (const char *) sqlite3_column_text (stmt, 6);
+  g_autoptr(GError) detail_error = NULL;
 
   rec->seq = (guint64) sqlite3_column_int64 (stmt, 0);
   rec->time = sqlite3_column_int64 (stmt, 1);
@@ -491,18 +582,12 @@ event_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
   rec->server_id = column_dup (stmt, 3);
   rec->session_id = column_dup (stmt, 4);
   rec->decision_id = column_dup (stmt, 5);
-  if (detail == NULL) {
-    rec->detail = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
-  } else {
-    g_autoptr(GError) parse_error = NULL;
-
-    rec->detail = g_variant_parse (G_VARIANT_TYPE_VARDICT, detail, NULL, NULL, &parse_error);
-    if (rec->detail == NULL) {
-      g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
-                   "could not read event %" G_GUINT64_FORMAT " from %s: bad detail: %s",
-                   rec->seq, self->db_path, parse_error->message);
-      return NULL;
-    }
+  rec->detail = column_detail (stmt, 6, &detail_error);
+  if (rec->detail == NULL) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not read event %" G_GUINT64_FORMAT " from %s: bad detail: %s",
+                 rec->seq, self->db_path, detail_error->message);
+    return NULL;
   }
   return g_steal_pointer (&rec);
 }
@@ -873,6 +958,7 @@ setup_schema (MamdStoreSqlite *self, GError **error)
 {
   g_autoptr(GError) local_error = NULL;
   g_autofree char *set_version = NULL;
+  g_autofree char *upgrade = NULL;
   sqlite3_stmt *stmt = NULL;
   gboolean wal;
   gint64 version = 0;
@@ -909,15 +995,20 @@ setup_schema (MamdStoreSqlite *self, GError **error)
   }
   if (version == SCHEMA_VERSION)
     return TRUE;
+  if (version == 1)
+    upgrade = g_strdup_printf (upgrade_from_1_sql, schema_sql);
   set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s PRAGMA user_version=%d; COMMIT",
-                                 schema_sql, SCHEMA_VERSION);
+                                 upgrade != NULL ? upgrade : schema_sql, SCHEMA_VERSION);
   if (!exec_sql (self->db, set_version, &local_error)) {
     exec_sql (self->db, "ROLLBACK", NULL);
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
-                 "could not create the schema of state store %s: %s",
-                 self->db_path, local_error->message);
+                 "could not %s the schema of state store %s: %s",
+                 upgrade != NULL ? "upgrade" : "create", self->db_path, local_error->message);
     return FALSE;
   }
+  if (upgrade != NULL)
+    g_message ("state store %s upgraded from schema version 1 to %d", self->db_path,
+               SCHEMA_VERSION);
   return TRUE;
 }
 

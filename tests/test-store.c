@@ -532,6 +532,196 @@ test_last_seq_after_prune (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (snap->last_seq, ==, 7);
 }
 
+/* ---- ids ---- */
+
+static void
+test_time_ordered_id (void)
+{
+  g_autofree char *a = mamd_time_ordered_id (1700000000000000);
+  g_autofree char *b = mamd_time_ordered_id (1700000000000000);
+  g_autofree char *later = mamd_time_ordered_id (1700000000001000);
+
+  g_assert_true (mamd_id_is_valid (a));
+  g_assert_true (mamd_id_is_valid (later));
+  /* 48 bits of milliseconds first, then randomness */
+  g_assert_true (g_str_has_prefix (a, "018bcfe56800"));
+  g_assert_cmpstr (a, !=, b);
+  g_assert_cmpint (strncmp (a, b, 12), ==, 0);
+  g_assert_cmpstr (a, <, later);
+  g_assert_cmpstr (b, <, later);
+}
+
+/* ---- pruning ---- */
+
+static guint64
+event_seq_at (GPtrArray *events, guint index)
+{
+  return ((MamdEventRecord *) g_ptr_array_index (events, index))->seq;
+}
+
+/* Pruning walks the log in seq order and stops at the first event that is
+ * new enough, so an older time behind a newer one (the clock went back)
+ * waits for the next prune instead of leaving a hole. */
+static void
+test_prune_in_seq_order (Fixture *fx, gconstpointer data)
+{
+  static const gint64 times[] = { 10, 50, 20, 60 };
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(MamdStoreTxn) prune = mamd_store_txn_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reopen (fx);
+  for (guint i = 0; i < G_N_ELEMENTS (times); i++) {
+    g_autoptr(MamdEventRecord) ev = make_event (i + 1, times[i], NULL);
+
+    mamd_store_txn_append_event (txn, ev);
+  }
+  commit_sync (fx->store, g_steal_pointer (&txn), &error);
+  g_assert_no_error (error);
+
+  mamd_store_txn_prune_events (prune, 30);
+  commit_sync (fx->store, g_steal_pointer (&prune), &error);
+  g_assert_no_error (error);
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 3);
+  g_assert_cmpuint (event_seq_at (events, 0), ==, 2);
+  g_assert_cmpuint (event_seq_at (events, 1), ==, 3);
+  g_assert_cmpuint (event_seq_at (events, 2), ==, 4);
+}
+
+/* ---- event details in the file ---- */
+
+static void
+test_bad_detail (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  sqlite3 *db = NULL;
+
+  reopen (fx);
+  commit_events (fx->store, 1, 2, 100);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  /* not the serialisation of any a{sv} */
+  g_assert_cmpint (sqlite3_exec (db, "UPDATE events SET detail = x'ff01' WHERE seq = 2",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_null (events);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "event 2"));
+  g_assert_nonnull (strstr (error->message, "bad detail"));
+}
+
+/* ---- schema upgrades ---- */
+
+/* the layout mamd wrote before schema version 2, verbatim */
+static const char schema_v1_sql[] =
+  "CREATE TABLE sessions ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, method TEXT, object_id TEXT,"
+  " tenant_id TEXT, user_name TEXT, device_id TEXT, platform TEXT, id_attribute TEXT,"
+  " id_source TEXT, reason TEXT, owner_uid INTEGER NOT NULL, state TEXT NOT NULL,"
+  " mam_required INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE users ("
+  " server_id TEXT NOT NULL, auth_service TEXT NOT NULL, object_id TEXT NOT NULL,"
+  " user_name TEXT, created INTEGER NOT NULL,"
+  " PRIMARY KEY (server_id, auth_service, object_id));"
+  "CREATE TABLE removed_servers ("
+  " server_id TEXT NOT NULL, device_id TEXT NOT NULL, object_id TEXT, reason TEXT,"
+  " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id));"
+  "CREATE TABLE wipes ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, device_id TEXT, object_id TEXT,"
+  " session_id TEXT, reason TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE events ("
+  " seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, server_id TEXT,"
+  " session_id TEXT, decision_id TEXT, detail TEXT);"
+  "CREATE INDEX events_time ON events (time);"
+  "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER);"
+  "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', 'chat', 'office365',"
+  " '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'ada',"
+  " 'device-1', 'ios', 'oid', 'issuer', 'enrollment required', 1000, 'enrollment-required',"
+  " 1, 100, 200, 7);"
+  "INSERT INTO users VALUES ('chat', 'office365', '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11',"
+  " 'ada', 100);"
+  "INSERT INTO removed_servers VALUES ('chat', 'device-2', 'oid-2', 'failed', 300);"
+  "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
+  " NULL, 'failed', 300, 900, 8);"
+  "INSERT INTO events VALUES (6, 100, 'session-created', 'chat', NULL, NULL,"
+  " '{''state'': <''active''>}');"
+  "INSERT INTO events VALUES (8, 300, 'wipe-requested', 'chat', NULL, NULL, NULL);"
+  "INSERT INTO meta VALUES ('last_seq', 9);"
+  "PRAGMA user_version=1;";
+
+static void
+test_upgrade_from_1 (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  const MamdSessionRecord *session;
+  const MamdEventRecord *event;
+  const char *state = NULL;
+  sqlite3 *db = NULL;
+  gint64 version = 0, indexes = -1;
+  sqlite3_stmt *stmt = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, schema_v1_sql, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->sessions->len, ==, 1);
+  session = g_ptr_array_index (snap->sessions, 0);
+  g_assert_cmpstr (session->id, ==, "0123456789abcdef0123456789abcdef");
+  g_assert_cmpstr (session->user_name, ==, "ada");
+  g_assert_cmpint (session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  g_assert_cmpuint (session->seq, ==, 7);
+  g_assert_cmpuint (snap->users->len, ==, 1);
+  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
+  g_assert_cmpuint (snap->wipes->len, ==, 1);
+  g_assert_cmpuint (snap->last_seq, ==, 9);
+
+  /* version 1 details are text, new ones serialised; both read back */
+  commit_events (fx->store, 10, 10, 400);
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 3);
+  event = g_ptr_array_index (events, 0);
+  g_assert_cmpuint (event->seq, ==, 6);
+  g_assert_true (g_variant_lookup (event->detail, "state", "&s", &state));
+  g_assert_cmpstr (state, ==, "active");
+  event = g_ptr_array_index (events, 1);
+  g_assert_cmpuint (g_variant_n_children (event->detail), ==, 0);
+  event = g_ptr_array_index (events, 2);
+  g_assert_cmpuint (event->seq, ==, 10);
+  g_assert_true (g_variant_is_of_type (event->detail, G_VARIANT_TYPE_VARDICT));
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL), ==,
+                   SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  version = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  g_assert_cmpint (sqlite3_prepare_v2 (db,
+                                       "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                       " AND name = 'events_time'",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  indexes = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  g_assert_cmpint (version, ==, 2);
+  g_assert_cmpint (indexes, ==, 0);
+}
+
 /* ---- locking ---- */
 
 static void
@@ -885,10 +1075,14 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/mamd/store/txn", test_txn);
+  g_test_add_func ("/mamd/store/time-ordered-id", test_time_ordered_id);
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/mamd/store/round-trip", test_round_trip);
   ADD ("/mamd/store/group-commit", test_group_commit);
   ADD ("/mamd/store/last-seq-after-prune", test_last_seq_after_prune);
+  ADD ("/mamd/store/prune-in-seq-order", test_prune_in_seq_order);
+  ADD ("/mamd/store/bad-detail", test_bad_detail);
+  ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
   ADD ("/mamd/store/locked", test_locked);
   ADD ("/mamd/store/corrupt", test_corrupt);
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
