@@ -12,6 +12,7 @@
 
 #include "mamd-dbus-adaptor.h"
 #include "mamd-engine.h"
+#include "mamd-log.h"
 #include "mamd-plugin-loader.h"
 #include "mamd-store.h"
 
@@ -369,6 +370,7 @@ main (int argc, char **argv)
   int status;
 
   setlocale (LC_ALL, "");
+  mamd_log_init ();
   context = g_option_context_new ("- Intune-style app-management policy daemon");
   g_option_context_set_summary (context,
                                 "Enforces mobile app-management (MAM) policy for chat servers "

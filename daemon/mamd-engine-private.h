@@ -77,6 +77,7 @@ typedef struct {
   MamdStoreTxn *txn;
   char *decision_id;
   GPtrArray *emits;     /* MamdEmit */
+  GPtrArray *events;    /* MamdEventRecord, audit-logged once durable */
   GTask *task;          /* NULL for background work */
   MamdEngineResult *result; /* returned by @task; NULL: the task returns TRUE */
 } MamdEngineOp;
@@ -84,7 +85,8 @@ typedef struct {
 gint64 mamd_engine_now (MamdEngine *self);
 
 MamdEngineOp *mamd_engine_op_new (MamdEngine *self, GTask *task);
-/* Appends an event to the op's transaction and the audit log; returns its seq.
+/* Appends an event to the op's transaction (and, once that is durable, to
+ * the audit log); returns its seq.
  * @detail is a floating or owned a{sv}, may be NULL. */
 guint64 mamd_engine_op_event (MamdEngineOp *op, const char *type, const char *server_id,
                               const char *session_id, GVariant *detail);

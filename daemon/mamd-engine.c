@@ -171,6 +171,7 @@ mamd_engine_op_new (MamdEngine *self, GTask *task)
   op->txn = mamd_store_txn_new ();
   op->decision_id = mamd_random_id ();
   op->emits = g_ptr_array_new_with_free_func (mamd_emit_free);
+  op->events = g_ptr_array_new_with_free_func ((GDestroyNotify) mamd_event_record_free);
   op->task = task != NULL ? g_object_ref (task) : NULL;
   return op;
 }
@@ -181,6 +182,7 @@ mamd_engine_op_free (MamdEngineOp *op)
   g_clear_pointer (&op->txn, mamd_store_txn_free);
   g_free (op->decision_id);
   g_ptr_array_unref (op->emits);
+  g_ptr_array_unref (op->events);
   g_clear_object (&op->task);
   mamd_engine_result_free (op->result);
   g_object_unref (op->engine);
@@ -188,15 +190,20 @@ mamd_engine_op_free (MamdEngineOp *op)
 }
 
 static void
-audit_log (const MamdEventRecord *event, const char *summary)
+audit_log (const MamdEventRecord *event)
 {
-  g_autofree char *seq = g_strdup_printf ("%" G_GUINT64_FORMAT, event->seq);
-  g_autofree char *message = g_strdup_printf ("event %s #%s%s%s%s%s: %s", event->type, seq,
-                                              event->server_id != NULL ? " server " : "",
-                                              event->server_id != NULL ? event->server_id : "",
-                                              event->session_id != NULL ? " session " : "",
-                                              event->session_id != NULL ? event->session_id : "",
-                                              summary);
+  const char *summary = NULL;
+  char seq[24];
+  g_autofree char *message = NULL;
+
+  g_variant_lookup (event->detail, "reason", "&s", &summary);
+  g_snprintf (seq, sizeof seq, "%" G_GUINT64_FORMAT, event->seq);
+  message = g_strconcat ("event ", event->type, " #", seq,
+                         event->server_id != NULL ? " server " : "",
+                         event->server_id != NULL ? event->server_id : "",
+                         event->session_id != NULL ? " session " : "",
+                         event->session_id != NULL ? event->session_id : "", ": ",
+                         summary != NULL ? summary : "recorded", NULL);
   const GLogField fields[] = {
     { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
     { "PRIORITY", "5", -1 },
@@ -216,8 +223,7 @@ mamd_engine_op_event (MamdEngineOp *op, const char *type, const char *server_id,
                       const char *session_id, GVariant *detail)
 {
   MamdEngine *self = op->engine;
-  g_autoptr(MamdEventRecord) event = mamd_event_record_new ();
-  const char *reason = NULL;
+  MamdEventRecord *event = mamd_event_record_new ();
 
   event->seq = self->next_seq++;
   event->time = mamd_engine_now (self);
@@ -228,9 +234,8 @@ mamd_engine_op_event (MamdEngineOp *op, const char *type, const char *server_id,
   if (detail == NULL)
     detail = g_variant_new ("a{sv}", NULL);
   event->detail = g_variant_ref_sink (detail);
-  g_variant_lookup (event->detail, "reason", "&s", &reason);
-  audit_log (event, reason != NULL ? reason : "recorded");
   mamd_store_txn_append_event (op->txn, event);
+  g_ptr_array_add (op->events, event);
   return event->seq;
 }
 
@@ -347,6 +352,17 @@ op_complete (MamdEngineOp *op)
     g_task_return_boolean (op->task, TRUE);
 }
 
+/* The op's change is durable: log its events, emit its signals, answer. */
+static void
+op_done (MamdEngineOp *op)
+{
+  for (guint i = 0; i < op->events->len; i++)
+    audit_log (g_ptr_array_index (op->events, i));
+  op_emit_all (op->engine, op->emits);
+  op_complete (op);
+  mamd_engine_op_free (op);
+}
+
 static void
 op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -371,9 +387,7 @@ op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
     mamd_engine_op_free (op);
     return;
   }
-  op_emit_all (self, op->emits);
-  op_complete (op);
-  mamd_engine_op_free (op);
+  op_done (op);
 }
 
 void
@@ -389,9 +403,7 @@ mamd_engine_op_commit (MamdEngineOp *op)
     return;
   }
   if (mamd_store_txn_is_empty (op->txn)) {
-    op_emit_all (self, op->emits);
-    op_complete (op);
-    mamd_engine_op_free (op);
+    op_done (op);
     return;
   }
   self->n_pending++;

@@ -307,6 +307,10 @@ test_sign_in_signal (void)
   g_autofree char *prop_state = NULL;
   g_autofree char *server = NULL;
   g_autofree char *reason = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *audit = NULL;
+  g_auto(GStrv) parts = NULL;
+  const char *prefix;
   const MamdTestSignal *sig;
   gboolean mam_required = FALSE;
   guint64 seq;
@@ -333,6 +337,19 @@ test_sign_in_signal (void)
   prop_state = session_state (d, path);
   g_assert_cmpstr (prop_state, ==, "enrollment-required");
   g_assert_cmpuint (last_event_seq (d), >=, seq);
+
+  /* the audit line was written once the event was durable, before the
+   * reply: one line, in GLib's layout, with the event's seq and ids */
+  log = mamd_test_daemon_get_log (d);
+  audit = g_strdup_printf ("event session-created #%" G_GUINT64_FORMAT " server %s session %s: "
+                           "Intune MAM enrollment is required by server %s\n",
+                           seq, SERVER, path + strlen ("/org/mamd/Mamd1/session/"), SERVER);
+  parts = g_strsplit (log, audit, -1);
+  g_assert_cmpuint (g_strv_length (parts), ==, 2);
+  prefix = strrchr (parts[0], '\n');
+  prefix = prefix != NULL ? prefix + 1 : parts[0];
+  g_assert_true (g_regex_match_simple ("^mamd-Message: [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}: $",
+                                       prefix, 0, 0));
 }
 
 static void
