@@ -51,30 +51,34 @@ add_string (GVariantBuilder *builder, const char *key, const char *value)
   g_variant_builder_add (builder, "{sv}", key, g_variant_new_string (nonnull (value)));
 }
 
+/* the same for the hot path's entry arrays */
+static GVariant *
+string_entry (const char *key, const char *value)
+{
+  return mamd_vardict_entry (key, g_variant_new_string (nonnull (value)));
+}
+
 static GVariant *
 result_dict (const MamdEngineResult *result)
 {
   const MamdSessionRecord *rec = result->session;
-  GVariantBuilder builder;
+  const MamdSessionRecord none = { 0 };
+  GVariant *entries[8];
+  gsize n = 0;
 
-  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
-  g_variant_builder_add (&builder, "{sv}", "state",
-                         g_variant_new_string (rec != NULL
-                                                 ? mamd_session_state_to_string (rec->state)
-                                                 : ""));
-  g_variant_builder_add (&builder, "{sv}", "mam-required",
-                         g_variant_new_boolean (result->mam_required));
-  g_variant_builder_add (&builder, "{sv}", "object-id",
-                         g_variant_new_string (rec != NULL ? nonnull (rec->object_id) : ""));
-  g_variant_builder_add (&builder, "{sv}", "tenant-id",
-                         g_variant_new_string (rec != NULL ? nonnull (rec->tenant_id) : ""));
-  g_variant_builder_add (&builder, "{sv}", "user-name",
-                         g_variant_new_string (rec != NULL ? nonnull (rec->user_name) : ""));
-  g_variant_builder_add (&builder, "{sv}", "reason",
-                         g_variant_new_string (rec != NULL ? nonnull (rec->reason) : ""));
-  add_string (&builder, "decision-id", result->decision_id);
-  g_variant_builder_add (&builder, "{sv}", "seq", g_variant_new_uint64 (result->seq));
-  return g_variant_builder_end (&builder);
+  if (rec == NULL)
+    rec = &none;
+  entries[n++] = string_entry ("state", rec != &none ? mamd_session_state_to_string (rec->state)
+                                                     : NULL);
+  entries[n++] = mamd_vardict_entry ("mam-required",
+                                     g_variant_new_boolean (result->mam_required));
+  entries[n++] = string_entry ("object-id", rec->object_id);
+  entries[n++] = string_entry ("tenant-id", rec->tenant_id);
+  entries[n++] = string_entry ("user-name", rec->user_name);
+  entries[n++] = string_entry ("reason", rec->reason);
+  entries[n++] = string_entry ("decision-id", result->decision_id);
+  entries[n++] = mamd_vardict_entry ("seq", g_variant_new_uint64 (result->seq));
+  return g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n);
 }
 
 /* ---- state-changing methods ---- */

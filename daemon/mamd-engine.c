@@ -242,20 +242,22 @@ mamd_engine_op_event (MamdEngineOp *op, const char *type, const char *server_id,
 GVariant *
 mamd_engine_session_detail (const MamdSessionRecord *rec)
 {
-  GVariantDict dict;
+  GVariant *entries[9];
+  gsize n = 0;
 
-  g_variant_dict_init (&dict, NULL);
-  g_variant_dict_insert (&dict, "object-id", "s", rec->object_id);
-  g_variant_dict_insert (&dict, "tenant-id", "s", rec->tenant_id != NULL ? rec->tenant_id : "");
-  g_variant_dict_insert (&dict, "device-id", "s", rec->device_id);
-  g_variant_dict_insert (&dict, "platform", "s", rec->platform);
-  g_variant_dict_insert (&dict, "method", "s", rec->method);
-  g_variant_dict_insert (&dict, "state", "s", mamd_session_state_to_string (rec->state));
-  g_variant_dict_insert (&dict, "mam-required", "b", rec->mam_required);
-  g_variant_dict_insert (&dict, "owner-uid", "u", rec->owner_uid);
+  entries[n++] = mamd_vardict_entry ("object-id", g_variant_new_string (rec->object_id));
+  entries[n++] = mamd_vardict_entry ("tenant-id", g_variant_new_string (
+                                       rec->tenant_id != NULL ? rec->tenant_id : ""));
+  entries[n++] = mamd_vardict_entry ("device-id", g_variant_new_string (rec->device_id));
+  entries[n++] = mamd_vardict_entry ("platform", g_variant_new_string (rec->platform));
+  entries[n++] = mamd_vardict_entry ("method", g_variant_new_string (rec->method));
+  entries[n++] = mamd_vardict_entry ("state", g_variant_new_string (
+                                       mamd_session_state_to_string (rec->state)));
+  entries[n++] = mamd_vardict_entry ("mam-required", g_variant_new_boolean (rec->mam_required));
+  entries[n++] = mamd_vardict_entry ("owner-uid", g_variant_new_uint32 (rec->owner_uid));
   if (rec->reason != NULL)
-    g_variant_dict_insert (&dict, "reason", "s", rec->reason);
-  return g_variant_dict_end (&dict);
+    entries[n++] = mamd_vardict_entry ("reason", g_variant_new_string (rec->reason));
+  return g_variant_new_array (G_VARIANT_TYPE ("{sv}"), entries, n);
 }
 
 void

@@ -215,6 +215,12 @@ random_hex (char *out, gsize n_bytes)
   pool_used += n_bytes;
 }
 
+GVariant *
+mamd_vardict_entry (const char *key, GVariant *value)
+{
+  return g_variant_new_dict_entry (g_variant_new_string (key), g_variant_new_variant (value));
+}
+
 char *
 mamd_random_id (void)
 {

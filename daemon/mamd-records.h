@@ -108,6 +108,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdEventRecord, mamd_event_record_free)
 
 /* 32 lowercase hex characters from 128 random bits (wipe and decision ids). */
 char *mamd_random_id (void);
+
+/* One {sv} entry (floating), for building an a{sv} with g_variant_new_array()
+ * on hot paths, where a GVariantBuilder's format parsing costs more than the
+ * data. */
+GVariant *mamd_vardict_entry (const char *key, GVariant *value);
 /* The same shape: 48 bits of @now (unix µs) in milliseconds, then 80 random
  * bits. Session ids: still unguessable, and in creation order, so that the
  * store appends new sessions instead of scattering them. */
