@@ -316,10 +316,9 @@ mamd_store_sqlite_writer_thread (gpointer data)
     ok = commit_batch (self, batch, &error);
 
     g_mutex_lock (&self->lock);
-    if (!ok) {
-      g_message ("%s", error->message);
+    /* every later commit fails with this: the engine reports it */
+    if (!ok)
       self->broken = g_error_copy (error);
-    }
     self->busy = FALSE;
     g_cond_broadcast (&self->idle_cond);
     g_mutex_unlock (&self->lock);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "mamd-license.h"
@@ -35,6 +36,7 @@ struct _MamdTestDaemon {
   GPtrArray *signals; /* MamdTestSignal */
 
   GSubprocess *mamd;
+  goffset file_size_limit; /* RLIMIT_FSIZE of the next daemon, 0: none */
   char *log_path;
   char *last_owner;
   guint n_starts;
@@ -113,6 +115,21 @@ static void
 die_with_parent (gpointer user_data)
 {
   prctl (PR_SET_PDEATHSIG, GPOINTER_TO_INT (user_data));
+}
+
+/* The daemon's child setup: dies with the test, and writes past
+ * file_size_limit fail with EFBIG (SIGXFSZ ignored), as on a full disk. */
+static void
+mamd_child_setup (gpointer user_data)
+{
+  MamdTestDaemon *d = user_data;
+  struct rlimit limit = { (rlim_t) d->file_size_limit, (rlim_t) d->file_size_limit };
+
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+  if (d->file_size_limit > 0) {
+    signal (SIGXFSZ, SIG_IGN);
+    setrlimit (RLIMIT_FSIZE, &limit);
+  }
 }
 
 static void
@@ -470,8 +487,7 @@ mamd_test_daemon_start (MamdTestDaemon *d, GError **error)
   d->log_path = g_build_filename (d->tmp_dir, log_name, NULL);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_stdout_file_path (launcher, d->log_path);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, GINT_TO_POINTER (SIGTERM),
-                                         NULL);
+  g_subprocess_launcher_set_child_setup (launcher, mamd_child_setup, d, NULL);
   d->mamd = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, error);
   if (d->mamd == NULL)
     return FALSE;
@@ -549,6 +565,54 @@ int
 mamd_test_daemon_stop (MamdTestDaemon *d)
 {
   return mamd_test_daemon_kill (d, SIGTERM);
+}
+
+typedef struct {
+  gboolean done;
+  gboolean exited;
+} ExitWait;
+
+static void
+on_exited_by_itself (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ExitWait *wait = user_data;
+
+  wait->exited = g_subprocess_wait_finish (G_SUBPROCESS (source), result, NULL);
+  wait->done = TRUE;
+}
+
+static gboolean
+exit_wait_done (gpointer user_data)
+{
+  return ((ExitWait *) user_data)->done;
+}
+
+int
+mamd_test_daemon_wait_exit (MamdTestDaemon *d, guint timeout_ms)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  ExitWait wait = { FALSE, FALSE };
+
+  if (d->mamd == NULL)
+    return -1;
+  g_subprocess_wait_async (d->mamd, cancellable, on_exited_by_itself, &wait);
+  if (!mamd_test_daemon_iterate_until (d, exit_wait_done, &wait, timeout_ms)) {
+    /* the callback runs once more, cancelled: @wait must outlive it */
+    g_cancellable_cancel (cancellable);
+    while (!wait.done)
+      g_main_context_iteration (NULL, TRUE);
+  }
+  if (!wait.exited)
+    return -1;
+  d->exit_status = subprocess_status (d->mamd);
+  g_clear_object (&d->mamd);
+  return d->exit_status;
+}
+
+void
+mamd_test_daemon_set_file_size_limit (MamdTestDaemon *d, goffset bytes)
+{
+  d->file_size_limit = bytes;
 }
 
 int

@@ -79,6 +79,13 @@ GPid mamd_test_daemon_get_pid (MamdTestDaemon *d);
 int mamd_test_daemon_kill (MamdTestDaemon *d, int signo);
 /* SIGTERM + wait; same return value. */
 int mamd_test_daemon_stop (MamdTestDaemon *d);
+/* Waits up to @timeout_ms for the daemon to exit by itself; same return
+ * value, -1 when it is still running (it is left running). */
+int mamd_test_daemon_wait_exit (MamdTestDaemon *d, guint timeout_ms);
+/* From the next start on, the daemon's writes past @bytes in any file fail
+ * with EFBIG, as on a full disk (RLIMIT_FSIZE, SIGXFSZ ignored); 0: no
+ * limit. */
+void mamd_test_daemon_set_file_size_limit (MamdTestDaemon *d, goffset bytes);
 /* Exit status of the last daemon that ended (same encoding), -1 if none. */
 int mamd_test_daemon_get_exit_status (MamdTestDaemon *d);
 /* Everything the last (or current) daemon wrote to stdout and stderr. */

@@ -328,11 +328,69 @@ test_kill_rounds (void)
   g_hash_table_unref (burst.wipes);
 }
 
+/* ---- a failing disk ---- */
+
+#define DISK_LIMIT (192 * 1024)
+#define MAX_SIGN_INS 1000
+
+static guint
+count_sessions (MamdTestDaemon *d)
+{
+  g_autoptr(GVariant) sessions = call_list (d, "ListSessions", g_variant_new ("(s)", ""));
+
+  return (guint) g_variant_n_children (sessions);
+}
+
+/* Writes start failing (as on a full disk): the sign-in that hits it gets
+ * Store, mamd says why and exits 1 instead of serving state it cannot keep,
+ * and a new daemon on the same store has every session acknowledged before. */
+static void
+test_disk_full (void)
+{
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *remote = NULL;
+  g_autofree char *log = NULL;
+  guint acked = 0;
+
+  mamd_test_daemon_write_default_setup (d, SERVER);
+  mamd_test_daemon_set_file_size_limit (d, DISK_LIMIT);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+  while (error == NULL && acked < MAX_SIGN_INS) {
+    g_autofree char *oid = mamd_test_random_guid ();
+    g_autofree char *device = g_strdup_printf ("device-%u", acked);
+    g_autoptr(GVariant) result = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", device, NULL,
+                                                           &error);
+    if (result != NULL)
+      acked++;
+  }
+  g_test_message ("%u sign-ins acknowledged before the store failed", acked);
+  g_assert_cmpuint (acked, >, 0);
+  g_assert_cmpuint (acked, <, MAX_SIGN_INS);
+  remote = g_dbus_error_get_remote_error (error);
+  g_assert_cmpstr (remote, ==, "org.mamd.Mamd1.Error.Store");
+  g_clear_error (&error);
+
+  g_assert_cmpint (mamd_test_daemon_wait_exit (d, WAIT_MS), ==, 1);
+  log = mamd_test_daemon_get_log (d);
+  g_assert_nonnull (strstr (log, "state store failed, stopping: could not commit state"));
+  g_assert_nonnull (strstr (log, "exiting: memory may be ahead of the state store"));
+
+  mamd_test_daemon_set_file_size_limit (d, 0);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_sessions (d), ==, acked);
+  g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
+  assert_store_integrity (d);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   (void) mamd_error_quark ();
   g_test_add_func ("/mamd/durability/sigkill-mid-burst", test_kill_rounds);
+  g_test_add_func ("/mamd/durability/disk-full", test_disk_full);
   return g_test_run ();
 }
