@@ -415,9 +415,10 @@ main (int argc, char **argv)
   int in_flight = 8, seconds = 5, sessions = 100000;
   gboolean json = FALSE, smoke = FALSE;
   int n_tokens = 1000;
-  g_autofree char *plugin = g_strdup ("test");
+  /* GOption replaces a string without freeing it: defaults come after parsing */
+  g_autofree char *plugin = NULL;
   g_autoptr(BenchIdp) idp = NULL;
-  g_autofree char *mamd_path = g_strdup (MAMD_BENCH_MAMD);
+  g_autofree char *mamd_path = NULL;
   g_autofree char *plugin_dir = NULL;
   g_autofree char *echo_address = NULL;
   const GOptionEntry entries[] = {
@@ -457,6 +458,10 @@ main (int argc, char **argv)
     }
   if (echo_address != NULL)
     return bench_echo_service_run (echo_address);
+  if (plugin == NULL)
+    plugin = g_strdup ("test");
+  if (mamd_path == NULL)
+    mamd_path = g_strdup (MAMD_BENCH_MAMD);
   if (smoke)
     {
       seconds = 1;

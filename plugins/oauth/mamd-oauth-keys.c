@@ -222,7 +222,8 @@ fetch_jwks (MamdOauthKeys *self)
 /* A URL named by the discovery document: HTTPS, or plain http only on the
  * discovery URL's own (loopback) origin. */
 static gboolean
-check_named_url (MamdOauthKeys *self, const char *member, const char *url, GError **error)
+check_named_url (const char *discovery_url, const char *member, const char *url,
+                 GError **error)
 {
   g_autoptr(GUri) named = NULL;
   g_autoptr(GUri) discovery = NULL;
@@ -233,7 +234,7 @@ check_named_url (MamdOauthKeys *self, const char *member, const char *url, GErro
       return FALSE;
     }
   named = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
-  discovery = g_uri_parse (self->discovery_url, G_URI_FLAGS_NONE, NULL);
+  discovery = g_uri_parse (discovery_url, G_URI_FLAGS_NONE, NULL);
   if (named == NULL || discovery == NULL)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG, "%s is not a valid URL", member);
@@ -250,45 +251,60 @@ check_named_url (MamdOauthKeys *self, const char *member, const char *url, GErro
   return FALSE;
 }
 
-static gboolean
-parse_discovery (MamdOauthKeys *self, GBytes *body, GError **error)
+gboolean
+mamd_oauth_discovery_parse (const char *discovery_url, const char *data, gsize len,
+                            char **jwks_uri, char **token_endpoint, GError **error)
 {
   g_autoptr(JsonNode) root = NULL;
   JsonObject *object;
   const char *issuer = NULL;
-  const char *jwks_uri = NULL;
-  const char *token_endpoint = NULL;
-  gsize len;
-  const char *data = g_bytes_get_data (body, &len);
+  const char *jwks = NULL;
+  const char *token = NULL;
 
   root = mamd_json_parse_strict_object (data, len, DISCOVERY_MAX_LEN, DISCOVERY_MAX_DEPTH, error);
   if (root == NULL)
     return FALSE;
   object = json_node_get_object (root);
   if (!mamd_json_object_get_string (object, "issuer", TRUE, &issuer, error) ||
-      !mamd_json_object_get_string (object, "jwks_uri", TRUE, &jwks_uri, error) ||
-      !mamd_json_object_get_string (object, "token_endpoint", FALSE, &token_endpoint, error))
+      !mamd_json_object_get_string (object, "jwks_uri", TRUE, &jwks, error) ||
+      !mamd_json_object_get_string (object, "token_endpoint", FALSE, &token, error))
     return FALSE;
   /* OpenID Connect Discovery 1.0 section 4.3: the issuer must be the URL
    * the document was fetched under, or keys of another issuer could be
    * substituted */
-  if (g_str_has_suffix (self->discovery_url, DISCOVERY_SUFFIX) &&
-      (strlen (issuer) != strlen (self->discovery_url) - strlen (DISCOVERY_SUFFIX) ||
-       strncmp (issuer, self->discovery_url, strlen (issuer)) != 0))
+  if (g_str_has_suffix (discovery_url, DISCOVERY_SUFFIX) &&
+      (strlen (issuer) != strlen (discovery_url) - strlen (DISCOVERY_SUFFIX) ||
+       strncmp (issuer, discovery_url, strlen (issuer)) != 0))
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
                    "issuer %s does not match the discovery URL: check the authority and "
                    "tenant settings", issuer);
       return FALSE;
     }
-  if (!check_named_url (self, "jwks_uri", jwks_uri, error))
+  if (!check_named_url (discovery_url, "jwks_uri", jwks, error))
     return FALSE;
-  if (token_endpoint != NULL && !check_named_url (self, "token_endpoint", token_endpoint, error))
+  if (token != NULL && !check_named_url (discovery_url, "token_endpoint", token, error))
+    return FALSE;
+  *jwks_uri = g_strdup (jwks);
+  *token_endpoint = g_strdup (token);
+  return TRUE;
+}
+
+static gboolean
+parse_discovery (MamdOauthKeys *self, GBytes *body, GError **error)
+{
+  g_autofree char *jwks_uri = NULL;
+  g_autofree char *token_endpoint = NULL;
+  gsize len;
+  const char *data = g_bytes_get_data (body, &len);
+
+  if (!mamd_oauth_discovery_parse (self->discovery_url, data, len, &jwks_uri, &token_endpoint,
+                                   error))
     return FALSE;
   g_free (self->jwks_uri);
-  self->jwks_uri = g_strdup (jwks_uri);
+  self->jwks_uri = g_steal_pointer (&jwks_uri);
   g_free (self->token_endpoint);
-  self->token_endpoint = g_strdup (token_endpoint);
+  self->token_endpoint = g_steal_pointer (&token_endpoint);
   return TRUE;
 }
 

@@ -19,6 +19,13 @@ G_DECLARE_FINAL_TYPE (MamdOauthKeys, mamd_oauth_keys, MAMD, OAUTH_KEYS, GObject)
 
 /* @discovery_url: e.g. https://login.microsoftonline.com/<tid>/v2.0/.well-known/openid-configuration
  * @refresh_interval, @refetch_cooldown: seconds. */
+/* The OpenID discovery document fetched from @discovery_url: its issuer
+ * must be that URL's prefix, jwks_uri (and token_endpoint, when present)
+ * HTTPS or on the discovery URL's origin. Pure; the keys object uses it,
+ * the fuzz target too. */
+gboolean mamd_oauth_discovery_parse (const char *discovery_url, const char *data, gsize len,
+                                     char **jwks_uri, char **token_endpoint, GError **error);
+
 MamdOauthKeys *mamd_oauth_keys_new (MamdOauthHttp *http, const char *discovery_url,
                                     guint refresh_interval, guint refetch_cooldown);
 /* Starts the first fetch and the refresh timer (idempotent). */
