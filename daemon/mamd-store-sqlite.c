@@ -127,6 +127,7 @@ static GVariant *
 column_detail (sqlite3_stmt *stmt, int index, GError **error)
 {
   gsize size = (gsize) sqlite3_column_bytes (stmt, index);
+  const char *text;
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GVariant) detail = NULL;
 
@@ -134,9 +135,15 @@ column_detail (sqlite3_stmt *stmt, int index, GError **error)
   case SQLITE_NULL:
     return g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
   case SQLITE_TEXT:
-    return g_variant_parse (G_VARIANT_TYPE_VARDICT,
-                            (const char *) sqlite3_column_text (stmt, index), NULL, NULL,
-                            error);
+    text = (const char *) sqlite3_column_text (stmt, index);
+    size = (gsize) sqlite3_column_bytes (stmt, index);
+    /* g_variant_parse() can fail on bad UTF-8 without saying why */
+    if (!g_utf8_validate (text, (gssize) size, NULL)) {
+      g_set_error_literal (error, G_VARIANT_PARSE_ERROR, G_VARIANT_PARSE_ERROR_FAILED,
+                           "text that is not UTF-8");
+      return NULL;
+    }
+    return g_variant_parse (G_VARIANT_TYPE_VARDICT, text, text + size, NULL, error);
   case SQLITE_BLOB:
     bytes = g_bytes_new (sqlite3_column_blob (stmt, index), size);
     detail = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_VARDICT, bytes, FALSE));

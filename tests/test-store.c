@@ -614,6 +614,19 @@ test_bad_detail (Fixture *fx, gconstpointer data)
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
   g_assert_nonnull (strstr (error->message, "event 2"));
   g_assert_nonnull (strstr (error->message, "bad detail"));
+
+  /* the text form of schema version 1, with bytes that are not UTF-8 */
+  g_clear_error (&error);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "UPDATE events SET detail = CAST (x'7b2773273a203c27cbcb'"
+                                     " AS TEXT) WHERE seq = 2", NULL, NULL, NULL), ==,
+                   SQLITE_OK);
+  sqlite3_close (db);
+  g_clear_pointer (&events, g_ptr_array_unref);
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_null (events);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "not UTF-8"));
 }
 
 /* ---- schema upgrades ---- */
