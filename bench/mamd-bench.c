@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
@@ -223,7 +224,32 @@ typedef struct {
   double calls_per_second;
   double p50_ms;
   double p99_ms;
+  /* CPU time per issued call, µs: on 2 cores the ratio follows their sum */
+  double client_cpu_us;
+  double bus_cpu_us;
+  double service_cpu_us; /* the echo service, or mamd */
 } Rate;
+
+/* CPU time of every thread of @pid so far, ns (0 when it is gone). */
+static guint64
+process_cpu_ns (GPid pid)
+{
+  g_autofree char *tasks = g_strdup_printf ("/proc/%d/task", (int) pid);
+  g_autoptr(GDir) dir = g_dir_open (tasks, 0, NULL);
+  const char *tid;
+  guint64 total = 0;
+
+  while (dir != NULL && (tid = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (tasks, tid, "schedstat", NULL);
+      g_autofree char *text = NULL;
+
+      /* first field: time spent on the CPU, ns */
+      if (g_file_get_contents (path, &text, NULL, NULL))
+        total += g_ascii_strtoull (text, NULL, 10);
+    }
+  return total;
+}
 
 static Rate
 phase_rate (Phase *phase, double seconds)
@@ -241,14 +267,26 @@ phase_rate (Phase *phase, double seconds)
 }
 
 static gboolean
-measure (BenchEnv *env, IssueFunc issue, guint in_flight, guint seconds, Rate *out,
-         GError **error)
+measure (BenchEnv *env, IssueFunc issue, GPid service, guint in_flight, guint seconds,
+         Rate *out, GError **error)
 {
   Phase phase = { env->bus, issue, NULL, in_flight, 0, 0, (gint64) seconds * G_USEC_PER_SEC };
-  gboolean ok = run_phase (&phase, error);
+  const GPid pids[] = { getpid (), env->bus_pid, service };
+  guint64 before[G_N_ELEMENTS (pids)];
+  gboolean ok;
 
+  for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
+    before[i] = process_cpu_ns (pids[i]);
+  ok = run_phase (&phase, error);
   if (ok)
-    *out = phase_rate (&phase, seconds);
+    {
+      double *cpu[] = { &out->client_cpu_us, &out->bus_cpu_us, &out->service_cpu_us };
+
+      *out = phase_rate (&phase, seconds);
+      /* every issued call has completed when run_phase returns */
+      for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
+        *cpu[i] = (process_cpu_ns (pids[i]) - before[i]) / 1000.0 / MAX (phase.issued, 1);
+    }
   g_array_unref (phase.latencies);
   return ok;
 }
@@ -322,6 +360,15 @@ add_rate (JsonBuilder *b, const char *name, const Rate *rate)
   json_builder_add_double_value (b, rate->p50_ms);
   json_builder_set_member_name (b, "p99-ms");
   json_builder_add_double_value (b, rate->p99_ms);
+  json_builder_set_member_name (b, "cpu-us-per-call");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "client");
+  json_builder_add_double_value (b, rate->client_cpu_us);
+  json_builder_set_member_name (b, "dbus-daemon");
+  json_builder_add_double_value (b, rate->bus_cpu_us);
+  json_builder_set_member_name (b, "service");
+  json_builder_add_double_value (b, rate->service_cpu_us);
+  json_builder_end_object (b);
   json_builder_end_object (b);
 }
 
@@ -379,6 +426,10 @@ print_text (const Results *r)
   printf ("SignIn  %10.1f calls/s   p50 %7.3f ms   p99 %7.3f ms   (%" G_GUINT64_FORMAT
           " calls)\n", r->sign_in.calls_per_second, r->sign_in.p50_ms, r->sign_in.p99_ms,
           r->sign_in.calls);
+  printf ("CPU per call: echo   client %5.0f us, dbus-daemon %5.0f us, echo service %5.0f us\n",
+          r->echo.client_cpu_us, r->echo.bus_cpu_us, r->echo.service_cpu_us);
+  printf ("              SignIn client %5.0f us, dbus-daemon %5.0f us, mamd         %5.0f us\n",
+          r->sign_in.client_cpu_us, r->sign_in.bus_cpu_us, r->sign_in.service_cpu_us);
   printf ("SignIn/echo %.1f%% (goal >= %.0f%%): %s\n", r->ratio * 100, r->ratio_goal * 100,
           r->ratio >= r->ratio_goal ? "met" : "MISSED");
   printf ("%u live sessions (filled in %.1f s): mamd VmRSS %.1f MiB (goal < %.0f MiB): %s\n",
@@ -511,8 +562,8 @@ main (int argc, char **argv)
       return 1;
     }
 
-  if (!measure (env, issue_echo, in_flight, seconds, &r.echo, &error)
-      || !measure (env, issue_sign_in, in_flight, seconds, &r.sign_in, &error)
+  if (!measure (env, issue_echo, env->echo_pid, in_flight, seconds, &r.echo, &error)
+      || !measure (env, issue_sign_in, env->mamd_pid, in_flight, seconds, &r.sign_in, &error)
       || !fill_sessions (env, MAX (in_flight, 32), sessions, &r, &error))
     {
       g_dbus_error_strip_remote_error (error);
