@@ -17,6 +17,7 @@
 
 #include "mamd-license.h"
 #include "mamd-plugin.h"
+#include "mamd-test-util.h"
 
 #define START_TIMEOUT_MS 20000
 #define WRAPPED_START_TIMEOUT_MS 120000
@@ -90,24 +91,6 @@ write_file (const char *path, const char *contents)
   g_assert_no_error (error);
 }
 
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = NULL;
-  const char *name;
-
-  if (!g_file_test (path, G_FILE_TEST_IS_SYMLINK) && g_file_test (path, G_FILE_TEST_IS_DIR)) {
-    dir = g_dir_open (path, 0, NULL);
-    while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      rm_rf (child);
-    }
-    g_chmod (path, 0700);
-    g_rmdir (path);
-  } else {
-    g_unlink (path);
-  }
-}
 
 /* A test that fails aborts without running mamd_test_daemon_free(): the
  * children must not outlive it. Runs between fork and exec. */
@@ -258,7 +241,7 @@ mamd_test_daemon_free (MamdTestDaemon *d)
     g_clear_object (&d->bus);
   }
   g_ptr_array_unref (d->signals);
-  rm_rf (d->tmp_dir);
+  mamd_test_rm_rf (d->tmp_dir);
   g_free (d->tmp_dir);
   g_free (d->config_dir);
   g_free (d->state_dir);

@@ -7,6 +7,7 @@
 
 #include "mamd-config.h"
 #include "mamd-plugin.h"
+#include "mamd-test-util.h"
 
 #define TENANT "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define CLIENT "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -15,24 +16,6 @@ typedef struct {
   char *dir;
 } Fixture;
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (dir != NULL)
-    {
-      while ((name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
 
 static void
 fixture_setup (Fixture *fx, gconstpointer data)
@@ -46,7 +29,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
-  remove_tree (fx->dir);
+  mamd_test_rm_rf (fx->dir);
   g_free (fx->dir);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include "mamd-test-util.h"
+
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
@@ -259,22 +261,6 @@ fixture_setup (Fixture *fx, gconstpointer data)
   fx->signals = g_ptr_array_new_with_free_func (g_free);
 }
 
-static void
-rm_rf (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-
-    if (g_file_test (child, G_FILE_TEST_IS_DIR))
-      rm_rf (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
-}
 
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
@@ -282,7 +268,7 @@ fixture_teardown (Fixture *fx, gconstpointer data)
   engine_stop (fx);
   g_clear_object (&fx->loader);
   g_ptr_array_unref (fx->signals);
-  rm_rf (fx->tmp);
+  mamd_test_rm_rf (fx->tmp);
   g_free (fx->tmp);
   g_free (fx->conf);
   g_free (fx->state);
@@ -1343,7 +1329,7 @@ test_store_failure (Fixture *fx, gconstpointer data)
     result = sign_in (fx, &user1, "chat", BOB, "ios", "dev-2", &error);
     g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
     g_assert_cmpuint (fatal, ==, 1);
-    rm_rf (fx->tmp);
+    mamd_test_rm_rf (fx->tmp);
     _exit (0);
   }
   g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "mamd-plugin.h"
+#include "mamd-test-util.h"
 #include "mamd-store.h"
 
 static const char *self_exe;
@@ -28,28 +29,12 @@ fixture_setup (Fixture *fx, gconstpointer data)
   g_assert_no_error (error);
 }
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-
-    if (g_file_test (child, G_FILE_TEST_IS_DIR))
-      remove_tree (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
-}
 
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
   g_clear_object (&fx->store);
-  remove_tree (fx->dir);
+  mamd_test_rm_rf (fx->dir);
   g_free (fx->dir);
 }
 

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "mamd-test-util.h"
+
 #include "fuzz-target.h"
 
 #include <stdlib.h>
@@ -8,27 +10,11 @@
 
 static char *tmp_dir;
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-    g_autofree char *child = g_build_filename (path, name, NULL);
-
-    if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-      remove_tree (child);
-    else
-      g_unlink (child);
-  }
-  g_rmdir (path);
-}
 
 static void
 remove_tmp_dir (void)
 {
-  remove_tree (tmp_dir);
+  mamd_test_rm_rf (tmp_dir);
 }
 
 const char *
