@@ -53,18 +53,19 @@ static guint signals[N_SIGNALS];
 /* Text from the provider goes into messages: single line, bounded, and
  * without the secret even if a server echoes it back. */
 static char *
-scrub (MamdOauthPermission *self, const char *text)
+scrub (const char *secret, const char *text)
 {
+  gsize secret_len = secret != NULL ? strlen (secret) : 0;
   g_autofree char *valid = g_utf8_make_valid (text, -1);
   g_autoptr(GString) out = g_string_new (NULL);
   const char *p = valid;
 
   while (*p != '\0' && *p != '\r' && *p != '\n')
     {
-      if (self->secret_len > 0 && strncmp (p, self->secret, self->secret_len) == 0)
+      if (secret_len > 0 && strncmp (p, secret, secret_len) == 0)
         {
           g_string_append (out, "[secret]");
-          p += self->secret_len;
+          p += secret_len;
           continue;
         }
       g_string_append_c (out, g_ascii_iscntrl (*p) ? ' ' : *p);
@@ -154,67 +155,66 @@ codes_hold (JsonObject *object, gint64 wanted)
   return FALSE;
 }
 
-static void
-handle_error_answer (MamdOauthPermission *self, guint status, JsonObject *object)
+/* An OAuth error answer (HTTP 4xx) */
+static MamdOauthPermissionState
+read_error_answer (guint status, JsonObject *object, const char *secret, gboolean *failed,
+                   char **detail)
 {
   const char *error_name = NULL;
   const char *description = NULL;
   g_autofree char *line = NULL;
   g_autofree char *prefix = NULL;
-  g_autofree char *detail = NULL;
   gint64 code;
 
   if (!mamd_json_object_get_string (object, "error", FALSE, &error_name, NULL) ||
       !mamd_json_object_get_string (object, "error_description", FALSE, &description, NULL) ||
       (error_name == NULL && description == NULL))
     {
-      detail = g_strdup_printf ("the token endpoint answered HTTP %u without an OAuth error",
-                                status);
-      check_failed (self, detail);
-      return;
+      *failed = TRUE;
+      *detail = g_strdup_printf ("the token endpoint answered HTTP %u without an OAuth error",
+                                 status);
+      return MAMD_OAUTH_PERMISSION_ERROR;
     }
   code = answer_code (object, description);
   if (codes_hold (object, MISSING_CODE) || code == MISSING_CODE)
     {
-      set_state (self, MAMD_OAUTH_PERMISSION_MISSING, MISSING_MESSAGE);
-      return;
+      *detail = g_strdup (MISSING_MESSAGE);
+      return MAMD_OAUTH_PERMISSION_MISSING;
     }
-  line = scrub (self, description != NULL ? description : "");
+  line = scrub (secret, description != NULL ? description : "");
   if (code > 0)
     {
       prefix = g_strdup_printf ("AADSTS%" G_GINT64_FORMAT ":", code);
-      detail = g_str_has_prefix (line, prefix) ? g_strdup (line)
-                                              : g_strdup_printf ("%s %s", prefix, line);
+      *detail = g_str_has_prefix (line, prefix) ? g_strdup (line)
+                                               : g_strdup_printf ("%s %s", prefix, line);
     }
   else
     {
-      g_autofree char *name = scrub (self, error_name != NULL ? error_name : "error");
+      g_autofree char *name = scrub (secret, error_name != NULL ? error_name : "error");
 
-      detail = g_strdup_printf ("%s (HTTP %u): %s", name, status, line);
+      *detail = g_strdup_printf ("%s (HTTP %u): %s", name, status, line);
     }
   /* an answer about the request itself (bad secret, unknown client ...):
    * reported, but the gate only closes for the missing permission */
-  set_state (self, MAMD_OAUTH_PERMISSION_ERROR, detail);
+  return MAMD_OAUTH_PERMISSION_ERROR;
 }
 
-static void
-handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
+MamdOauthPermissionState
+mamd_oauth_permission_read_answer (guint status, const char *data, gsize len,
+                                   const char *secret, const char *scope, gboolean *failed,
+                                   char **detail)
 {
   g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GError) error = NULL;
   const char *token = NULL;
-  gsize len;
-  const char *data = g_bytes_get_data (body, &len);
 
-  root = mamd_json_parse_strict_object (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, &error);
+  *failed = FALSE;
+  root = mamd_json_parse_strict_object (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, NULL);
   if (root == NULL)
     {
-      g_autofree char *detail = NULL;
-
-      detail = g_strdup_printf ("the token endpoint answered HTTP %u with no usable JSON: "
-                                "check the authority and the token endpoint", status);
-      check_failed (self, detail);
-      return;
+      *failed = TRUE;
+      *detail = g_strdup_printf ("the token endpoint answered HTTP %u with no usable JSON: "
+                                 "check the authority and the token endpoint", status);
+      return MAMD_OAUTH_PERMISSION_ERROR;
     }
   if (status == 200)
     {
@@ -222,24 +222,35 @@ handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
                                        &token, NULL) &&
           token != NULL && *token != '\0')
         {
-          g_autofree char *detail = g_strdup_printf ("token issued for %s", self->scope);
-
-          set_state (self, MAMD_OAUTH_PERMISSION_GRANTED, detail);
-          return;
+          *detail = g_strdup_printf ("token issued for %s", scope);
+          return MAMD_OAUTH_PERMISSION_GRANTED;
         }
-      check_failed (self, "the token endpoint answered HTTP 200 without an access token");
-      return;
+      *failed = TRUE;
+      *detail = g_strdup ("the token endpoint answered HTTP 200 without an access token");
+      return MAMD_OAUTH_PERMISSION_ERROR;
     }
   if (status >= 400 && status < 500)
-    {
-      handle_error_answer (self, status, json_node_get_object (root));
-      return;
-    }
-  {
-    g_autofree char *detail = g_strdup_printf ("the token endpoint answered HTTP %u: retry "
-                                               "later", status);
+    return read_error_answer (status, json_node_get_object (root), secret, failed, detail);
+  *failed = TRUE;
+  *detail = g_strdup_printf ("the token endpoint answered HTTP %u: retry later", status);
+  return MAMD_OAUTH_PERMISSION_ERROR;
+}
+
+static void
+handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
+{
+  g_autofree char *detail = NULL;
+  MamdOauthPermissionState state;
+  gboolean failed;
+  gsize len;
+  const char *data = g_bytes_get_data (body, &len);
+
+  state = mamd_oauth_permission_read_answer (status, data, len, self->secret, self->scope,
+                                             &failed, &detail);
+  if (failed)
     check_failed (self, detail);
-  }
+  else
+    set_state (self, state, detail);
 }
 
 /* The answer may hold an access token: wipe it before freeing. */
@@ -273,7 +284,7 @@ answer_received (GObject *source, GAsyncResult *result, gpointer user_data)
           return;
         }
       {
-        g_autofree char *detail = scrub (self, error->message);
+        g_autofree char *detail = scrub (self->secret, error->message);
         check_failed (self, detail);
       }
       return;

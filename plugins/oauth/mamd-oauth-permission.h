@@ -22,6 +22,16 @@ typedef enum {
   MAMD_OAUTH_PERMISSION_ERROR,    /* other failure: reported, gate stays open */
 } MamdOauthPermissionState;
 
+/* What the token endpoint's answer (HTTP @status, body @data) means: a
+ * token (GRANTED), AADSTS650057 (MISSING) or another OAuth error about the
+ * request (ERROR); with *failed set, no usable answer: the check failed and
+ * a MISSING state stays. *detail says why, scrubbed of @secret. Pure; the
+ * permission object uses it, the fuzz target too. */
+MamdOauthPermissionState mamd_oauth_permission_read_answer (guint status, const char *data,
+                                                            gsize len, const char *secret,
+                                                            const char *scope,
+                                                            gboolean *failed, char **detail);
+
 #define MAMD_TYPE_OAUTH_PERMISSION (mamd_oauth_permission_get_type ())
 G_DECLARE_FINAL_TYPE (MamdOauthPermission, mamd_oauth_permission, MAMD, OAUTH_PERMISSION, GObject)
 
