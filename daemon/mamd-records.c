@@ -2,7 +2,9 @@
 
 #include "mamd-records.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <openssl/rand.h>
 
@@ -189,6 +191,27 @@ mamd_event_record_free (MamdEventRecord *rec)
 
 static const char hex[] = "0123456789abcdef";
 
+/* RAND_bytes fails only when OpenSSL cannot seed its generator; then the
+ * kernel's, which blocks until it is seeded. Never a non-cryptographic
+ * generator: ids must stay unguessable. */
+static void
+fill_random (guint8 *buf, gsize len)
+{
+  gsize done = 0;
+
+  if (RAND_bytes (buf, (int) len) == 1)
+    return;
+  while (done < len) {
+    gssize n = getrandom (buf + done, len - done, 0);
+
+    if (n > 0)
+      done += (gsize) n;
+    else if (n < 0 && errno != EINTR)
+      g_error ("no source of random bytes (getrandom: %s): ids cannot be made unguessable",
+               g_strerror (errno));
+  }
+}
+
 /* Writes 2 * @n_bytes hex characters of random bytes to @out; @n_bytes is
  * an id's size, far below the pool's. */
 static void
@@ -200,10 +223,7 @@ random_hex (char *out, gsize n_bytes)
   static _Thread_local gsize pool_used = sizeof pool;
 
   if (sizeof pool - pool_used < n_bytes) {
-    if (RAND_bytes (pool, sizeof pool) != 1) {
-      for (gsize i = 0; i < sizeof pool; i++)
-        pool[i] = (guint8) g_random_int_range (0, 256);
-    }
+    fill_random (pool, sizeof pool);
     pool_used = 0;
   }
   for (gsize i = 0; i < n_bytes; i++) {
