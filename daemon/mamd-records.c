@@ -193,10 +193,12 @@ static const char hex[] = "0123456789abcdef";
 
 /* RAND_bytes fails only when OpenSSL cannot seed its generator; then the
  * kernel's, which blocks until it is seeded. Never a non-cryptographic
- * generator: ids must stay unguessable. */
+ * generator: ids must stay unguessable, so without any source this waits
+ * (and says so) rather than hand out a guessable id. */
 static void
 fill_random (guint8 *buf, gsize len)
 {
+  gboolean warned = FALSE;
   gsize done = 0;
 
   if (RAND_bytes (buf, (int) len) == 1)
@@ -204,11 +206,15 @@ fill_random (guint8 *buf, gsize len)
   while (done < len) {
     gssize n = getrandom (buf + done, len - done, 0);
 
-    if (n > 0)
+    if (n > 0) {
       done += (gsize) n;
-    else if (n < 0 && errno != EINTR)
-      g_error ("no source of random bytes (getrandom: %s): ids cannot be made unguessable",
-               g_strerror (errno));
+    } else if (n < 0 && errno != EINTR) {
+      if (!warned)
+        g_warning ("no source of random bytes (getrandom: %s): waiting, ids must be "
+                   "unguessable", g_strerror (errno));
+      warned = TRUE;
+      g_usleep (100 * 1000);
+    }
   }
 }
 
