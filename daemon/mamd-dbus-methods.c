@@ -589,22 +589,27 @@ check_interface (MamdDbusCall *call, const char *interface, const char *expected
   return FALSE;
 }
 
+/* Properties.Get's answer: @value (floating), or InvalidArgs when NULL. */
 static void
-handle_manager_get (MamdDbusCall *call, GVariant *parameters)
+return_property (MamdDbusCall *call, const char *interface, const char *name, GVariant *value)
 {
-  const char *interface, *name;
-  GVariant *value;
-
-  g_variant_get (parameters, "(&s&s)", &interface, &name);
-  if (!check_interface (call, interface, MAMD_DBUS_MANAGER_IFACE))
-    return;
-  value = manager_property (call, name);
   if (value == NULL) {
     g_autofree char *message = g_strdup_printf ("no property '%s' on %s", name, interface);
     mamd_dbus_call_return_error_literal (call, MAMD_ERROR_INVALID_ARGS, message);
     return;
   }
   mamd_dbus_call_return_value (call, g_variant_new ("(v)", value));
+}
+
+static void
+handle_manager_get (MamdDbusCall *call, GVariant *parameters)
+{
+  const char *interface, *name;
+
+  g_variant_get (parameters, "(&s&s)", &interface, &name);
+  if (!check_interface (call, interface, MAMD_DBUS_MANAGER_IFACE))
+    return;
+  return_property (call, interface, name, manager_property (call, name));
 }
 
 static void
@@ -650,7 +655,6 @@ handle_session_get (MamdDbusCall *call, GVariant *parameters)
 {
   const char *interface, *name;
   const MamdSessionRecord *rec;
-  GVariant *value;
 
   g_variant_get (parameters, "(&s&s)", &interface, &name);
   if (!check_interface (call, interface, MAMD_DBUS_SESSION_IFACE))
@@ -658,13 +662,7 @@ handle_session_get (MamdDbusCall *call, GVariant *parameters)
   rec = call_visible_session (call);
   if (rec == NULL)
     return;
-  value = mamd_dbus_session_property (rec, name);
-  if (value == NULL) {
-    g_autofree char *message = g_strdup_printf ("no property '%s' on %s", name, interface);
-    mamd_dbus_call_return_error_literal (call, MAMD_ERROR_INVALID_ARGS, message);
-    return;
-  }
-  mamd_dbus_call_return_value (call, g_variant_new ("(v)", value));
+  return_property (call, interface, name, mamd_dbus_session_property (rec, name));
 }
 
 static void
