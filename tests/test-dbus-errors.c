@@ -1,0 +1,545 @@
+/*
+ * Black-box tests of the real mamd binary on a private dbus-daemon: what a
+ * caller is refused and what it never sees. Error names, secrecy of
+ * credentials, the authorization gate (also for another uid) and the
+ * per-sender caps.
+ */
+#include "config.h"
+
+#include <grp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mamd-plugin.h"
+#include "mamd-test-dbus-helpers.h"
+
+#define NOBODY_UID 65534
+
+/* this binary, for peer mode (not /proc/self/exe: that is valgrind under
+ * the valgrind test setup) */
+static char *self_path;
+
+/* ---- error names ---- */
+
+static GVariant *
+sign_in_with (MamdTestDaemon *d, const char *server, GVariant *credential, GVariant *device,
+              char **out_path, GError **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *result = NULL;
+  const char *path;
+
+  reply = mamd_test_daemon_call (d, "SignIn",
+                                 g_variant_new ("(ss@a{sv}@a{sv})", server, "test", credential,
+                                                device),
+                                 "(oa{sv})", error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(&o@a{sv})", &path, &result);
+  if (out_path != NULL)
+    *out_path = g_strdup (path);
+  return result;
+}
+
+static void
+expect_sign_in_error (MamdTestDaemon *d, const char *server, GVariant *credential,
+                      GVariant *device, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+
+  result = sign_in_with (d, server, credential, device, NULL, &error);
+  g_assert_null (result);
+  assert_dbus_error (error, name);
+  /* every message names a cause: never empty */
+  g_assert_cmpuint (strlen (error->message), >, strlen ("GDBus.Error:") + strlen (name) + 4);
+}
+
+static void
+test_errors (void)
+{
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *unknown_path = NULL;
+  const char *oid = "0c0ffee0-0000-4000-8000-000000000004";
+
+  mamd_test_daemon_write_default_setup (d, SERVER);
+  /* gate closed: MAM enabled, AuthService missing */
+  mamd_test_daemon_write_server (d, "noauth", "[Server]\nEnable=true\nTenantId="
+                                 MAMD_TEST_TENANT_ID "\nClientId=" MAMD_TEST_CLIENT_ID "\n");
+  mamd_test_daemon_write_mam_server (d, "strict", TRUE, "AutoCreateUsers=false\n");
+  mamd_test_daemon_write_mam_server (d, "noconsent", TRUE, "[test]\nGate=invalid-resource\n");
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+
+  expect_sign_in_error (d, "noauth", mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"), "org.mamd.Mamd1.Error.Forbidden");
+  expect_sign_in_error (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("android", "dev"),
+                        "org.mamd.Mamd1.Error.UnsupportedPlatform");
+  expect_sign_in_error (d, "strict", mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"), "org.mamd.Mamd1.Error.UserMismatch");
+  expect_sign_in_error (d, "noconsent", mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"), "org.mamd.Mamd1.Error.InvalidResource");
+  expect_sign_in_error (d, SERVER, mamd_test_credential (NULL, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"),
+                        "org.mamd.Mamd1.Error.MissingAuthAccount");
+  expect_sign_in_error (d, "no-such-server", mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"), "org.mamd.Mamd1.Error.NotFound");
+
+  /* the device dict is checked before the engine sees anything */
+  {
+    GVariantBuilder device;
+
+    expect_sign_in_error (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                          g_variant_new_parsed ("@a{sv} {'device-id': <'dev'>}"),
+                          "org.mamd.Mamd1.Error.InvalidArgs");
+    g_variant_builder_init (&device, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add (&device, "{sv}", "platform", g_variant_new_string ("ios"));
+    g_variant_builder_add (&device, "{sv}", "device-id", g_variant_new_uint32 (7));
+    expect_sign_in_error (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                          g_variant_builder_end (&device), "org.mamd.Mamd1.Error.InvalidArgs");
+  }
+  {
+    g_autoptr(GVariant) result = NULL;
+
+    result = sign_in_with (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, NULL),
+                           g_variant_new_parsed ("@a{sv} {'platform': <'ios'>}"), NULL, &error);
+    assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+    g_assert_nonnull (strstr (error->message, "device-id"));
+    g_clear_error (&error);
+  }
+
+  /* bad session paths, unknown sessions, bad outcomes */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = report (d, "/org/mamd/Mamd1/session/nothex", "success", 100, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  reply = report (d, "/org/mamd/Mamd1", "success", 100, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  unknown_path = g_strdup ("/org/mamd/Mamd1/session/0123456789abcdef0123456789abcdef");
+  reply = report (d, unknown_path, "success", 100, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.NotFound");
+  g_clear_error (&error);
+
+  {
+    g_autoptr(GVariant) result = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "dev", &path,
+                                                           &error);
+    g_assert_no_error (error);
+  }
+  reply = report (d, path, "maybe", -1, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  reply = report (d, path, "", 999, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  reply = mamd_test_daemon_call (d, "CheckAccess", g_variant_new ("(o)", "/org/mamd/Mamd1/x"),
+                                 "(bss)", &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  reply = mamd_test_daemon_call (d, "SignOut", g_variant_new ("(o)", unknown_path), NULL, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.NotFound");
+  g_clear_error (&error);
+  reply = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", "not-a-wipe-id"),
+                                 "(t)", &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_clear_error (&error);
+  reply = mamd_test_daemon_call (d, "ReAddServer", g_variant_new ("(ss)", SERVER, "never-removed"),
+                                 "(t)", &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.NotFound");
+  g_clear_error (&error);
+}
+
+static void
+test_not_licensed (void)
+{
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+
+  mamd_test_daemon_write_daemon_conf (d, NULL);
+  mamd_test_daemon_write_license (d, "professional",
+                                  g_get_real_time () / G_USEC_PER_SEC + 86400 * 365);
+  mamd_test_daemon_write_mam_server (d, SERVER, TRUE, NULL);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+  expect_sign_in_error (d, SERVER,
+                        mamd_test_credential ("0c0ffee0-0000-4000-8000-000000000005",
+                                              MAMD_TEST_TENANT_ID, NULL),
+                        mamd_test_device ("ios", "dev"), "org.mamd.Mamd1.Error.NotLicensed");
+
+  /* GetStatus says why */
+  {
+    g_autoptr(GVariant) status = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
+    g_autoptr(GVariant) dict = NULL;
+    g_autofree char *reason = NULL;
+    g_autofree char *sku = NULL;
+    gboolean licensed = TRUE;
+
+    g_assert_no_error (error);
+    dict = g_variant_get_child_value (status, 0);
+    g_assert_true (g_variant_lookup (dict, "licensed", "b", &licensed));
+    g_assert_false (licensed);
+    reason = dict_string (dict, "license-reason");
+    g_assert_nonnull (strstr (reason, "professional"));
+    sku = dict_string (dict, "sku");
+    g_assert_cmpstr (sku, ==, "professional");
+  }
+}
+
+/* ---- secrecy ---- */
+
+#define MARKER "s3cr3t-Marker-7f1e9a"
+
+static void
+assert_no_marker_in_signals (MamdTestDaemon *d)
+{
+  GPtrArray *signals = mamd_test_daemon_get_signals (d);
+
+  g_assert_cmpuint (signals->len, >, 0);
+  for (guint i = 0; i < signals->len; i++) {
+    const MamdTestSignal *sig = g_ptr_array_index (signals, i);
+    g_autofree char *text = g_variant_print (sig->parameters, TRUE);
+
+    if (strstr (text, MARKER) != NULL)
+      g_error ("signal %s carries the credential: %s", sig->member, text);
+  }
+}
+
+static void
+expect_no_marker_error (MamdTestDaemon *d, GVariant *credential)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+
+  result = sign_in_with (d, SERVER, credential, mamd_test_device ("ios", "dev-secret"), NULL,
+                         &error);
+  g_assert_null (result);
+  g_assert_nonnull (error);
+  if (strstr (error->message, MARKER) != NULL)
+    g_error ("error echoes the credential: %s", error->message);
+}
+
+static void
+test_credential_never_echoed (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GVariant) failed = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *log = NULL;
+  const char *oid = "0c0ffee0-0000-4000-8000-000000000006";
+
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>}",
+                                                   MARKER, MAMD_TEST_TENANT_ID));
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>}", oid,
+                                                   "tenant-" MARKER));
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                                   "'access-token': <%s>}",
+                                                   oid, MAMD_TEST_TENANT_ID, "eyJ" MARKER));
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                                   "'fail': <%s>}",
+                                                   oid, MAMD_TEST_TENANT_ID, "weird-" MARKER));
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                                   "'user-name': <%s>, 'fail': <'invalid-token'>}",
+                                                   oid, MAMD_TEST_TENANT_ID, MARKER));
+
+  /* a session whose credential holds the marker goes through its whole life */
+  result = sign_in_with (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, MARKER),
+                         mamd_test_device ("ios", "dev-secret"), &path, &error);
+  g_assert_no_error (error);
+  failed = report (d, path, "failed", 201, &error);
+  g_assert_no_error (error);
+  wait_signal (d, "WipeRequested", NULL);
+  wait_state_change (d, path, "revoked");
+  assert_no_marker_in_signals (d);
+
+  g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
+  log = mamd_test_daemon_get_log (d);
+  g_assert_null (strstr (log, MARKER));
+}
+
+/* ---- the gate ---- */
+
+static void
+test_access_denied (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  GDBusConnection *connection = mamd_test_daemon_get_connection (d);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = mamd_test_daemon_call (d, "Bogus", NULL, NULL, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.AccessDenied");
+  g_clear_error (&error);
+
+  reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                       "org.mamd.Mamd1.Secret", "Dump", NULL, NULL,
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.AccessDenied");
+  g_clear_error (&error);
+
+  reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                       "org.freedesktop.DBus.Properties", "Set",
+                                       g_variant_new ("(ssv)", MANAGER_IFACE, "Version",
+                                                      g_variant_new_string ("9")),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.AccessDenied");
+  g_clear_error (&error);
+
+  /* what the table allows still works on the same connection */
+  reply = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
+  g_assert_no_error (error);
+}
+
+/* Runs as another uid (see main): one action per invocation, one line out. */
+static int
+peer_main (const char *address, const char *action, const char *arg)
+{
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  connection = g_dbus_connection_new_for_address_sync (
+    address,
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  if (connection == NULL) {
+    g_print ("connect-failed %s\n", error->message);
+    return 1;
+  }
+  if (g_str_equal (action, "list-sessions")) {
+    reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                         MANAGER_IFACE, "ListSessions", g_variant_new ("(s)", ""),
+                                         G_VARIANT_TYPE ("(aa{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                         NULL, &error);
+    if (reply != NULL) {
+      g_autoptr(GVariant) list = g_variant_get_child_value (reply, 0);
+      g_print ("ok %" G_GSIZE_FORMAT "\n", g_variant_n_children (list));
+    }
+  } else if (g_str_equal (action, "sign-in")) {
+    reply = g_dbus_connection_call_sync (
+      connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
+      g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test",
+                     mamd_test_credential (arg, MAMD_TEST_TENANT_ID, NULL),
+                     mamd_test_device ("ios", "peer-device")),
+      G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+    if (reply != NULL)
+      g_print ("ok\n");
+  } else if (g_str_equal (action, "get-all")) {
+    reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", arg,
+                                         "org.freedesktop.DBus.Properties", "GetAll",
+                                         g_variant_new ("(s)", SESSION_IFACE),
+                                         G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                         NULL, &error);
+    if (reply != NULL)
+      g_print ("ok\n");
+  } else if (g_str_equal (action, "reload")) {
+    reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                         MANAGER_IFACE, "Reload", NULL, NULL,
+                                         G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+    if (reply != NULL)
+      g_print ("ok\n");
+  } else {
+    g_print ("unknown-action\n");
+    return 1;
+  }
+  if (reply == NULL) {
+    g_autofree char *name = g_dbus_error_get_remote_error (error);
+    g_print ("error %s\n", name != NULL ? name : error->message);
+  }
+  return 0;
+}
+
+static void
+become_nobody (gpointer user_data)
+{
+  /* async-signal-safe calls only: this runs between fork and exec */
+  if (setgroups (0, NULL) != 0 || setgid (NOBODY_UID) != 0 || setuid (NOBODY_UID) != 0)
+    _exit (126);
+}
+
+/* Runs this test binary as uid 65534 in peer mode; NULL when that is not
+ * possible here (not root, or the build dir is not reachable for nobody). */
+static char *
+run_as_nobody (MamdTestDaemon *d, const char *action, const char *arg)
+{
+  const char *argv[] = { self_path, "--peer", mamd_test_daemon_get_bus_address (d), action, arg,
+                         NULL };
+  g_autoptr(GError) error = NULL;
+  char *out = NULL;
+  int status = 0;
+
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, become_nobody, NULL, &out, NULL,
+                     &status, &error)) {
+    g_test_message ("cannot run as nobody: %s", error->message);
+    return NULL;
+  }
+  if (!g_spawn_check_wait_status (status, NULL)) {
+    g_test_message ("peer as nobody failed (status %d): %s", status, out);
+    g_free (out);
+    return NULL;
+  }
+  return g_strstrip (out);
+}
+
+static void
+test_roles_other_uid (void)
+{
+  g_autoptr(MamdTestDaemon) d = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GVariant) sessions = NULL;
+  g_autofree char *root_path = NULL;
+  g_autofree char *out = NULL;
+
+  if (getuid () != 0) {
+    g_test_skip ("needs root to call mamd as another uid");
+    return;
+  }
+  d = started_daemon (NULL, NULL);
+  result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-00000000000c", "ios",
+                                     "root-device", &root_path, &error);
+  g_assert_no_error (error);
+
+  out = run_as_nobody (d, "list-sessions", NULL);
+  if (out == NULL) {
+    g_test_skip ("this test binary cannot run as nobody here");
+    return;
+  }
+  /* READ: allowed, but a non-admin sees only its own sessions */
+  g_assert_cmpstr (out, ==, "ok 0");
+  g_free (out);
+  /* CLIENT and ADMIN methods are denied to an unlisted uid */
+  out = run_as_nobody (d, "sign-in", "0c0ffee0-0000-4000-8000-00000000000d");
+  g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");
+  g_free (out);
+  out = run_as_nobody (d, "reload", NULL);
+  g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");
+  g_free (out);
+  out = run_as_nobody (d, "get-all", root_path);
+  g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");
+  g_free (out);
+
+  /* listed in ClientUsers: may sign in and sees exactly its own session */
+  mamd_test_daemon_write_daemon_conf (d, "ClientUsers=nobody\n");
+  g_clear_pointer (&result, g_variant_unref);
+  result = mamd_test_daemon_call (d, "Reload", NULL, NULL, &error);
+  g_assert_no_error (error);
+  out = run_as_nobody (d, "sign-in", "0c0ffee0-0000-4000-8000-00000000000d");
+  g_assert_cmpstr (out, ==, "ok");
+  g_free (out);
+  out = run_as_nobody (d, "list-sessions", NULL);
+  g_assert_cmpstr (out, ==, "ok 1");
+  g_free (out);
+  out = run_as_nobody (d, "reload", NULL);
+  g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");
+
+  /* root (admin) sees both */
+  sessions = mamd_test_daemon_call (d, "ListSessions", g_variant_new ("(s)", ""), "(aa{sv})",
+                                    &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) list = g_variant_get_child_value (sessions, 0);
+    g_assert_cmpuint (g_variant_n_children (list), ==, 2);
+  }
+}
+
+/* ---- caps and cancellation ---- */
+
+typedef struct {
+  guint done;
+  GError *error;
+} PendingCalls;
+
+static void
+on_slow_sign_in (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PendingCalls *pending = user_data;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                             NULL);
+
+  pending->done++;
+}
+
+static void
+test_busy_and_cancel (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon ("[Limits]\nMaxCallsInFlightPerSender=2\n", NULL);
+  g_autoptr(GDBusConnection) other = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GVariant) ok = NULL;
+  PendingCalls pending = { 0 };
+  LogWait wait = { d, "left the bus: cancelling 2 call(s) in flight" };
+
+  other = g_dbus_connection_new_for_address_sync (
+    mamd_test_daemon_get_bus_address (d),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  /* two sign-ins the test plugin holds for ten minutes */
+  for (guint i = 0; i < 2; i++) {
+    g_autofree char *oid = mamd_test_random_guid ();
+    GVariant *credential = g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                                 "'delay-ms': <uint32 600000>}",
+                                                 oid, MAMD_TEST_TENANT_ID);
+    g_dbus_connection_call (other, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
+                            g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
+                                           mamd_test_device ("ios", "slow")),
+                            G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
+                            on_slow_sign_in, &pending);
+  }
+  /* the third call of that sender is over the cap */
+  reply = g_dbus_connection_call_sync (other, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                                       "GetStatus", NULL, G_VARIANT_TYPE ("(a{sv})"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.Busy");
+  g_clear_error (&error);
+  g_assert_cmpuint (pending.done, ==, 0);
+
+  /* other senders are not affected */
+  ok = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
+  g_assert_no_error (error);
+
+  /* the sender leaves: its calls are cancelled, no session is created */
+  g_dbus_connection_close_sync (other, NULL, NULL);
+  g_assert_true (mamd_test_daemon_iterate_until (d, log_contains, &wait, WAIT_MS));
+  list = mamd_test_daemon_call (d, "ListSessions", g_variant_new ("(s)", ""), "(aa{sv})", &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) sessions = g_variant_get_child_value (list, 0);
+    g_assert_cmpuint (g_variant_n_children (sessions), ==, 0);
+  }
+}
+
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  if (argc == 5 && g_str_equal (argv[1], "--peer"))
+    return peer_main (argv[2], argv[3], argv[4]);
+  if (argc == 4 && g_str_equal (argv[1], "--peer"))
+    return peer_main (argv[2], argv[3], NULL);
+
+  self_path = g_canonicalize_filename (argv[0], NULL);
+  g_test_init (&argc, &argv, NULL);
+  /* the client side maps org.mamd.Mamd1.Error.* names too */
+  (void) mamd_error_quark ();
+
+  g_test_add_func ("/mamd/dbus/errors/names", test_errors);
+  g_test_add_func ("/mamd/dbus/errors/not-licensed", test_not_licensed);
+  g_test_add_func ("/mamd/dbus/secrecy/credential-never-echoed", test_credential_never_echoed);
+  g_test_add_func ("/mamd/dbus/gate/access-denied", test_access_denied);
+  g_test_add_func ("/mamd/dbus/gate/other-uid", test_roles_other_uid);
+  g_test_add_func ("/mamd/dbus/gate/busy-and-cancel", test_busy_and_cancel);
+  status = g_test_run ();
+  g_free (self_path);
+  return status;
+}

@@ -1,0 +1,408 @@
+/*
+ * The engine end to end, without a bus (the fixture is in
+ * mamd-test-engine-fixture.c), across configuration changes and time:
+ * reload, licence expiry, restart, wipe expiry, directory sync, invalid
+ * configuration at start and a failing store.
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "mamd-test-engine-fixture.h"
+#include "mamd-test-util.h"
+
+/* ---- helpers ---- */
+
+static void
+remove_server (Fixture *fx, const char *id)
+{
+  g_autofree char *name = g_strdup_printf ("%s.conf", id);
+  g_autofree char *path = g_build_filename (fx->conf, "servers.d", name, NULL);
+
+  g_assert_cmpint (g_unlink (path), ==, 0);
+}
+
+static gboolean
+reload (Fixture *fx, GError **error)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+
+  mamd_engine_reload_async (fx->engine, NULL, got_result, fx);
+  res = wait_result (fx);
+  return mamd_engine_reload_finish (fx->engine, res, error);
+}
+
+/* ---- reload ---- */
+
+static void
+test_reload_enable (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) ios = NULL;
+  g_autoptr(MamdEngineResult) android = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expect_required = NULL;
+  g_autofree char *expect_revoked = NULL;
+  guint64 seq;
+
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\n");
+  engine_start (fx);
+  ios = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  android = sign_in_ok (fx, &user1, "chat", BOB, "android", "dev-2");
+  g_assert_cmpint (ios->session->state, ==, MAMD_SESSION_STATE_ACTIVE);
+  g_assert_cmpint (android->session->state, ==, MAMD_SESSION_STATE_ACTIVE);
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  g_assert_true (reload (fx, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (state_of (fx, ios->session->id), ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  g_assert_true (mamd_engine_lookup_session (fx->engine, ios->session->id)->mam_required);
+  g_assert_cmpint (state_of (fx, android->session->id), ==, MAMD_SESSION_STATE_REVOKED);
+  expect_required = g_strdup_printf ("enrollment-required %s", ios->session->id);
+  expect_revoked = g_strdup_printf ("session-revoked %s", android->session->id);
+  g_assert_true (has_signal (fx, expect_required));
+  g_assert_true (has_signal (fx, expect_revoked));
+  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_cmpuint (count_events (fx, "config-reloaded"), ==, 1);
+
+  /* unchanged configuration: no events at all */
+  seq = mamd_engine_get_last_seq (fx->engine);
+  g_assert_true (reload (fx, &error));
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), ==, seq);
+
+  /* MAM switched off again: the restriction lifts */
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\n");
+  g_assert_true (reload (fx, &error));
+  g_assert_cmpint (state_of (fx, ios->session->id), ==, MAMD_SESSION_STATE_ACTIVE);
+  g_assert_true (has_signal (fx, "policy-changed chat off"));
+
+  /* server removed from the configuration */
+  write_server (fx, "other", "[Server]\n");
+  remove_server (fx, "chat");
+  g_assert_true (reload (fx, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (state_of (fx, ios->session->id), ==, MAMD_SESSION_STATE_REVOKED);
+  g_assert_cmpstr (mamd_engine_lookup_session (fx->engine, ios->session->id)->reason, ==,
+                   "server chat was removed from the configuration");
+}
+
+static void
+test_reload_invalid (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(GError) error = NULL;
+  const MamdConfig *config;
+  guint64 seq;
+
+  write_server (fx, "chat", "[Server]\nEnable=false\nAuthService=test\n");
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  config = mamd_engine_get_config (fx->engine);
+  seq = mamd_engine_get_last_seq (fx->engine);
+
+  /* a bad key, and separately a plugin group no plugin provides */
+  write_server (fx, "chat", "[Server]\nEnable=maybe\n");
+  g_assert_false (reload (fx, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  g_clear_error (&error);
+  write_server (fx, "chat", MAM_SERVER ("[nope]\n"));
+  g_assert_false (reload (fx, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "no plugin provides method 'nope'"));
+  g_clear_error (&error);
+  write_server (fx, "chat", MAM_SERVER ("[test]\nDelayMs=soon\n"));
+  g_assert_false (reload (fx, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "DelayMs"));
+  /* the AuthService's own group is reported once, not once more for being the AuthService */
+  g_assert_null (strstr (strstr (error->message, "DelayMs") + 1, "DelayMs"));
+  g_clear_error (&error);
+
+  /* nothing changed */
+  g_assert_true (mamd_engine_get_config (fx->engine) == config);
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), ==, seq);
+  g_assert_cmpint (state_of (fx, session->session->id), ==, MAMD_SESSION_STATE_ACTIVE);
+  g_assert_false (has_signal (fx, "policy-changed"));
+}
+
+static void
+test_reload_gate (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *reason = NULL;
+  gboolean allowed = TRUE;
+
+  write_server (fx, "chat", MAM_SERVER ("[test]\n"));
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  result = report (fx, &user1, session->session->id, MAMD_ENROLLMENT_SUCCESS, 100, &error);
+  g_assert_no_error (error);
+
+  /* admin consent withdrawn: the gate closes, enrolled sessions lose access */
+  write_server (fx, "chat", MAM_SERVER ("[test]\nGate=invalid-resource\n"));
+  g_assert_true (reload (fx, &error));
+  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_true (mamd_engine_check_access (fx->engine, &user1, session->session->id, &allowed,
+                                           NULL, &reason, &error));
+  g_assert_false (allowed);
+  g_assert_nonnull (strstr (reason, "AADSTS650057"));
+  g_assert_cmpint (state_of (fx, session->session->id), ==, MAMD_SESSION_STATE_ENROLLED);
+}
+
+static gboolean
+set_flag (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* The licence expires while running: its timer closes the gate. */
+static void
+test_license_expiry (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  gboolean timed_out = FALSE;
+  guint timeout_id;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  write_license (fx, "advanced", 2);
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  g_assert_false (has_signal (fx, "policy-changed"));
+  /* a guard against hanging, not a measurement */
+  timeout_id = g_timeout_add_seconds (60, set_flag, &timed_out);
+  while (!has_signal (fx, "policy-changed") && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  if (!timed_out)
+    g_source_remove (timeout_id);
+  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 1);
+  assert_sign_in_fails (fx, "chat", BOB, "ios", "dev-2", MAMD_ERROR_NOT_LICENSED,
+                        "not licensed for Intune MAM");
+}
+
+/* ---- restart, expiry, sync ---- */
+
+static void
+test_restart (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) s1 = NULL;
+  g_autoptr(MamdEngineResult) s2 = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(MamdEngineResult) s3 = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id1 = NULL;
+  g_autofree char *id2 = NULL;
+  guint64 seq;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  s1 = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  s2 = sign_in_ok (fx, &user1, "chat", BOB, "ios", "dev-2");
+  result = report (fx, &user1, s1->session->id, MAMD_ENROLLMENT_SUCCESS, 100, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  result = report (fx, &user1, s2->session->id, MAMD_ENROLLMENT_FAILED, 213, &error);
+  g_assert_no_error (error);
+  id1 = g_strdup (s1->session->id);
+  id2 = g_strdup (s2->session->id);
+  seq = mamd_engine_get_last_seq (fx->engine);
+  engine_stop (fx);
+
+  g_ptr_array_set_size (fx->signals, 0);
+  engine_start (fx);
+  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 2);
+  g_assert_cmpint (state_of (fx, id1), ==, MAMD_SESSION_STATE_ENROLLED);
+  g_assert_cmpint (state_of (fx, id2), ==, MAMD_SESSION_STATE_REVOKED);
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), >=, seq);
+  assert_sign_in_fails (fx, "chat", BOB, "ios", "dev-2", MAMD_ERROR_SERVER_REMOVED, NULL);
+  g_assert_false (has_signal (fx, "wipe-requested"));
+  mamd_engine_announce_pending_wipes (fx->engine);
+  g_assert_cmpuint (count_signals (fx, "wipe-requested"), ==, 1);
+  s3 = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-3");
+  g_assert_cmpuint (s3->seq, >, seq);
+}
+
+static void
+test_wipe_expiry (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(MamdEngineResult) kept = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) wipes = NULL;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  write_license (fx, "advanced", 365 * 86400);
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  kept = sign_in_ok (fx, &user1, "chat", BOB, "ios", "dev-2");
+  result = report (fx, &user1, session->session->id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_no_error (error);
+  engine_stop (fx);
+
+  /* six days later: still pending, the revoked session is gone after 24 h */
+  fx->clock_offset = 6 * DAY_US;
+  engine_start (fx);
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 1);
+  g_clear_pointer (&wipes, g_ptr_array_unref);
+  g_assert_null (mamd_engine_lookup_session (fx->engine, session->session->id));
+  g_assert_nonnull (mamd_engine_lookup_session (fx->engine, kept->session->id));
+  g_assert_cmpuint (count_events (fx, "session-expired"), ==, 1);
+  engine_stop (fx);
+
+  /* eight days: given up, with a warning */
+  fx->clock_offset = 8 * DAY_US;
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING, "*never acknowledged and expired*");
+  engine_start (fx);
+  g_test_assert_expected_messages ();
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 0);
+  g_assert_cmpuint (count_events (fx, "wipe-expired"), ==, 1);
+}
+
+static void
+test_directory_sync (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[test]\nUsers=" ALICE
+                                        ":alice;" BOB ":bob\n"));
+  engine_start (fx);
+  assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH, NULL);
+
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, got_result, fx);
+  res = wait_result (fx);
+  g_assert_true (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
+  result = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  assert_sign_in_fails (fx, "chat", CAROL, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH, NULL);
+  g_clear_object (&res);
+
+  mamd_engine_sync_directory_async (fx->engine, "nope", NULL, got_result, fx);
+  res = wait_result (fx);
+  g_assert_false (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_FOUND);
+}
+
+/* With an interval set, the directory is synced at start. */
+static void
+test_directory_sync_at_start (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) result = NULL;
+  gboolean timed_out = FALSE;
+  guint timeout_id;
+
+  write_daemon (fx, "DirectorySyncInterval=3600\n");
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[test]\nUsers=" ALICE
+                                        ":alice\n"));
+  write_server (fx, "nosync", MAM_SERVER ("AutoCreateUsers=false\n"));
+  engine_start (fx);
+  timeout_id = g_timeout_add_seconds (60, set_flag, &timed_out);
+  while (count_events (fx, "directory-synced") == 0 && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  if (!timed_out)
+    g_source_remove (timeout_id);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
+  result = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  /* a server without a sync plugin group provisions nobody */
+  assert_sign_in_fails (fx, "nosync", ALICE, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH, NULL);
+}
+
+static void
+test_start_invalid (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  write_server (fx, "chat", "[Server]\nEnable=maybe\nTenantId=nope\n");
+  g_assert_false (engine_try_start (fx, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  /* every problem, one per line */
+  g_assert_nonnull (strstr (error->message, "Enable"));
+  g_assert_nonnull (strstr (error->message, "TenantId"));
+  g_assert_nonnull (strchr (error->message, '\n'));
+  g_clear_object (&fx->engine);
+  g_clear_object (&fx->store);
+}
+
+static void
+on_fatal (MamdEngine *engine, const GError *error, gpointer user_data)
+{
+  guint *count = user_data;
+
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  (*count)++;
+}
+
+/* A real write failure of the real store (the file size limit makes every
+ * write fail): the call fails with Store, "fatal" is emitted once, and later
+ * calls are refused. Runs in a subprocess because the limit cannot be
+ * raised again. */
+static void
+test_store_failure (Fixture *fx, gconstpointer data)
+{
+  if (g_test_subprocess ()) {
+    g_autoptr(MamdEngineResult) result = NULL;
+    g_autoptr(GError) error = NULL;
+    struct rlimit limit = { 1, 1 };
+    guint fatal = 0;
+
+    /* the warnings are the point here: the parent checks them */
+    g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+    write_server (fx, "chat", MAM_SERVER (""));
+    engine_start (fx);
+    g_signal_connect (fx->engine, "fatal", G_CALLBACK (on_fatal), &fatal);
+    g_assert_true (mamd_store_flush (fx->store, &error));
+    g_assert_no_error (error);
+    signal (SIGXFSZ, SIG_IGN);
+    g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+
+    result = sign_in (fx, &user1, "chat", ALICE, "ios", "dev-1", &error);
+    g_assert_null (result);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+    g_assert_cmpuint (fatal, ==, 1);
+    g_assert_false (has_signal (fx, "enrollment-required"));
+    g_clear_error (&error);
+    result = sign_in (fx, &user1, "chat", BOB, "ios", "dev-2", &error);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+    g_assert_cmpuint (fatal, ==, 1);
+    mamd_test_rm_rf (fx->tmp);
+    _exit (0);
+  }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*state store failed, stopping*");
+}
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  ADD ("/mamd/engine/reload/enable", test_reload_enable);
+  ADD ("/mamd/engine/reload/invalid", test_reload_invalid);
+  ADD ("/mamd/engine/reload/gate", test_reload_gate);
+  ADD ("/mamd/engine/license/expiry", test_license_expiry);
+  ADD ("/mamd/engine/restart", test_restart);
+  ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
+  ADD ("/mamd/engine/directory-sync", test_directory_sync);
+  ADD ("/mamd/engine/directory-sync/at-start", test_directory_sync_at_start);
+  ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
+  ADD ("/mamd/engine/store-failure", test_store_failure);
+
+  return g_test_run ();
+}

@@ -1,0 +1,501 @@
+/*
+ * The SQLite state store's file: event details that do not decode, the
+ * upgrade from schema version 1, the lock against a second mamd, corrupt
+ * files quarantined (and a newer schema left alone), a failed commit that
+ * breaks the store, and kill -9 in the middle of a burst of commits losing
+ * nothing that was acknowledged. Normal use is test-store.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "mamd-plugin.h"
+#include "mamd-store.h"
+#include "mamd-test-store.h"
+
+static const char *self_exe;
+
+/* ---- event details in the file ---- */
+
+static void
+test_bad_detail (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  sqlite3 *db = NULL;
+
+  reopen (fx);
+  commit_events (fx->store, 1, 2, 100);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  /* not the serialisation of any a{sv} */
+  g_assert_cmpint (sqlite3_exec (db, "UPDATE events SET detail = x'ff01' WHERE seq = 2",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_null (events);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "event 2"));
+  g_assert_nonnull (strstr (error->message, "bad detail"));
+
+  /* the text form of schema version 1, with bytes that are not UTF-8 */
+  g_clear_error (&error);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "UPDATE events SET detail = CAST (x'7b2773273a203c27cbcb'"
+                                     " AS TEXT) WHERE seq = 2", NULL, NULL, NULL), ==,
+                   SQLITE_OK);
+  sqlite3_close (db);
+  g_clear_pointer (&events, g_ptr_array_unref);
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_null (events);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "not UTF-8"));
+}
+
+/* ---- schema upgrades ---- */
+
+/* the layout mamd wrote before schema version 2, verbatim */
+static const char schema_v1_sql[] =
+  "CREATE TABLE sessions ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, method TEXT, object_id TEXT,"
+  " tenant_id TEXT, user_name TEXT, device_id TEXT, platform TEXT, id_attribute TEXT,"
+  " id_source TEXT, reason TEXT, owner_uid INTEGER NOT NULL, state TEXT NOT NULL,"
+  " mam_required INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE users ("
+  " server_id TEXT NOT NULL, auth_service TEXT NOT NULL, object_id TEXT NOT NULL,"
+  " user_name TEXT, created INTEGER NOT NULL,"
+  " PRIMARY KEY (server_id, auth_service, object_id));"
+  "CREATE TABLE removed_servers ("
+  " server_id TEXT NOT NULL, device_id TEXT NOT NULL, object_id TEXT, reason TEXT,"
+  " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id));"
+  "CREATE TABLE wipes ("
+  " id TEXT PRIMARY KEY NOT NULL, server_id TEXT, device_id TEXT, object_id TEXT,"
+  " session_id TEXT, reason TEXT, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
+  " seq INTEGER NOT NULL);"
+  "CREATE TABLE events ("
+  " seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, type TEXT NOT NULL, server_id TEXT,"
+  " session_id TEXT, decision_id TEXT, detail TEXT);"
+  "CREATE INDEX events_time ON events (time);"
+  "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER);"
+  "INSERT INTO sessions VALUES ('0123456789abcdef0123456789abcdef', 'chat', 'office365',"
+  " '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'ada',"
+  " 'device-1', 'ios', 'oid', 'issuer', 'enrollment required', 1000, 'enrollment-required',"
+  " 1, 100, 200, 7);"
+  "INSERT INTO users VALUES ('chat', 'office365', '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11',"
+  " 'ada', 100);"
+  "INSERT INTO removed_servers VALUES ('chat', 'device-2', 'oid-2', 'failed', 300);"
+  "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
+  " NULL, 'failed', 300, 900, 8);"
+  "INSERT INTO events VALUES (6, 100, 'session-created', 'chat', NULL, NULL,"
+  " '{''state'': <''active''>}');"
+  "INSERT INTO events VALUES (8, 300, 'wipe-requested', 'chat', NULL, NULL, NULL);"
+  "INSERT INTO meta VALUES ('last_seq', 9);"
+  "PRAGMA user_version=1;";
+
+static void
+test_upgrade_from_1 (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  const MamdSessionRecord *session;
+  const MamdEventRecord *event;
+  const char *state = NULL;
+  sqlite3 *db = NULL;
+  gint64 version = 0, indexes = -1;
+  sqlite3_stmt *stmt = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, schema_v1_sql, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->sessions->len, ==, 1);
+  session = g_ptr_array_index (snap->sessions, 0);
+  g_assert_cmpstr (session->id, ==, "0123456789abcdef0123456789abcdef");
+  g_assert_cmpstr (session->user_name, ==, "ada");
+  g_assert_cmpint (session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  g_assert_cmpuint (session->seq, ==, 7);
+  g_assert_cmpuint (snap->users->len, ==, 1);
+  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
+  g_assert_cmpuint (snap->wipes->len, ==, 1);
+  g_assert_cmpuint (snap->last_seq, ==, 9);
+
+  /* version 1 details are text, new ones serialised; both read back */
+  commit_events (fx->store, 10, 10, 400);
+  events = mamd_store_list_events (fx->store, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 3);
+  event = g_ptr_array_index (events, 0);
+  g_assert_cmpuint (event->seq, ==, 6);
+  g_assert_true (g_variant_lookup (event->detail, "state", "&s", &state));
+  g_assert_cmpstr (state, ==, "active");
+  event = g_ptr_array_index (events, 1);
+  g_assert_cmpuint (g_variant_n_children (event->detail), ==, 0);
+  event = g_ptr_array_index (events, 2);
+  g_assert_cmpuint (event->seq, ==, 10);
+  g_assert_true (g_variant_is_of_type (event->detail, G_VARIANT_TYPE_VARDICT));
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL), ==,
+                   SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  version = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  g_assert_cmpint (sqlite3_prepare_v2 (db,
+                                       "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                       " AND name = 'events_time'",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  indexes = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  g_assert_cmpint (version, ==, 2);
+  g_assert_cmpint (indexes, ==, 0);
+}
+
+/* ---- locking ---- */
+
+static void
+test_locked (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdStore) second = NULL;
+  g_autofree char *pid = g_strdup_printf ("pid %d", (int) getpid ());
+
+  reopen (fx);
+  second = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (second);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "in use by another mamd"));
+  g_assert_nonnull (strstr (error->message, pid));
+  g_clear_error (&error);
+
+  /* closing the first releases the lock */
+  g_clear_object (&fx->store);
+  second = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (second);
+}
+
+/* ---- corruption ---- */
+
+static guint
+count_quarantined (Fixture *fx, char **found)
+{
+  g_autoptr(GDir) dir = g_dir_open (fx->dir, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while ((name = g_dir_read_name (dir)) != NULL) {
+    if (g_str_has_prefix (name, "state.db.corrupt-") && !g_str_has_suffix (name, "-wal") &&
+        !g_str_has_suffix (name, "-shm")) {
+      n++;
+      if (found != NULL) {
+        g_free (*found);
+        *found = g_build_filename (fx->dir, name, NULL);
+      }
+    }
+  }
+  return n;
+}
+
+static void
+test_corrupt (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autofree char *garbage = g_strnfill (8192, 'x');
+  g_autofree char *moved = NULL;
+  g_autofree char *contents = NULL;
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_file_set_contents (path, garbage, -1, NULL));
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_assert_cmpuint (count_quarantined (fx, &moved), ==, 1);
+  g_assert_nonnull (strstr (error->message, moved));
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_true (g_file_get_contents (moved, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, garbage);
+  g_clear_error (&error);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->sessions->len, ==, 0);
+  g_assert_cmpuint (snap->last_seq, ==, 0);
+}
+
+static void
+test_newer_schema (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(GError) error = NULL;
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "PRAGMA user_version=99", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "schema version 99"));
+  /* not corrupt: left in place */
+  g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_assert_cmpuint (count_quarantined (fx, NULL), ==, 0);
+}
+
+static void
+test_corrupt_page (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autofree char *moved = NULL;
+  g_autofree char *garbage = g_strnfill (4096, 'x');
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GFile) file = NULL;
+  g_autoptr(GFileIOStream) stream = NULL;
+  GOutputStream *out;
+
+  /* a real database whose table pages were overwritten: the header is fine,
+   * only the integrity check can tell */
+  reopen (fx);
+  commit_events (fx->store, 1, 200, 0);
+  g_clear_object (&fx->store);
+
+  file = g_file_new_for_path (path);
+  stream = g_file_open_readwrite (file, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_seekable_seek (G_SEEKABLE (stream), 4096, G_SEEK_SET, NULL, &error));
+  out = g_io_stream_get_output_stream (G_IO_STREAM (stream));
+  g_assert_true (g_output_stream_write_all (out, garbage, 4096, NULL, NULL, &error));
+  g_assert_true (g_seekable_seek (G_SEEKABLE (stream), 3 * 4096, G_SEEK_SET, NULL, &error));
+  g_assert_true (g_output_stream_write_all (out, garbage, 4096, NULL, NULL, &error));
+  g_assert_true (g_io_stream_close (G_IO_STREAM (stream), NULL, &error));
+
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+  g_assert_cmpuint (count_quarantined (fx, &moved), ==, 1);
+  g_assert_nonnull (strstr (error->message, moved));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+}
+
+/* ---- a failed commit breaks the store ---- */
+
+static void
+test_broken (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(MamdSessionRecord) rec = make_session ("00000000000000000000000000000009",
+                                                   "chat", "eve", 1);
+  g_autoptr(MamdEventRecord) dup = make_event (1, 10, NULL);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reopen (fx);
+  commit_events (fx->store, 1, 1, 0);
+
+  /* a reused seq violates the events primary key: the whole txn rolls back */
+  mamd_store_txn_put_session (txn, rec);
+  mamd_store_txn_append_event (txn, dup);
+  g_assert_false (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_true (g_str_has_prefix (error->message, "could not commit state to "));
+  g_clear_error (&error);
+
+  /* refuses everything after */
+  txn = mamd_store_txn_new ();
+  mamd_store_txn_delete_session (txn, rec->id);
+  g_assert_false (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_clear_error (&error);
+  g_assert_false (mamd_store_flush (fx->store, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_clear_error (&error);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->sessions->len, ==, 0);
+  g_assert_cmpuint (snap->last_seq, ==, 1);
+}
+
+/* ---- kill -9 ---- */
+
+#define CHILD_IN_FLIGHT 16
+
+typedef struct {
+  MamdStore *store;
+  guint next;
+} ChildState;
+
+static void child_submit (ChildState *state);
+
+static void
+child_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autofree char *line = user_data;
+  ChildState *state = g_object_get_data (source, "child-state");
+  g_autoptr(GError) error = NULL;
+  gsize len = strlen (line);
+
+  if (!mamd_store_commit_finish (MAMD_STORE (source), result, &error)) {
+    g_printerr ("child commit failed: %s\n", error->message);
+    _exit (3);
+  }
+  /* acknowledged: tell the parent at once, unbuffered */
+  for (gsize done = 0; done < len;) {
+    ssize_t n = write (STDOUT_FILENO, line + done, len - done);
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      _exit (4);
+    done += (gsize) n;
+  }
+  child_submit (state);
+}
+
+static void
+child_submit (ChildState *state)
+{
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autofree char *id = session_id_for (state->next);
+  g_autoptr(MamdSessionRecord) rec = make_session (id, "chat", "user", state->next + 1);
+  g_autoptr(MamdEventRecord) ev = make_event (state->next + 1, state->next, NULL);
+
+  state->next++;
+  mamd_store_txn_put_session (txn, rec);
+  mamd_store_txn_append_event (txn, ev);
+  mamd_store_commit_async (state->store, g_steal_pointer (&txn), child_cb,
+                           g_strdup_printf ("%s\n", id));
+}
+
+static int
+run_writer_child (const char *dir)
+{
+  g_autoptr(GError) error = NULL;
+  ChildState state = { 0 };
+
+  state.store = mamd_store_sqlite_open (dir, &error);
+  if (state.store == NULL) {
+    g_printerr ("child: %s\n", error->message);
+    return 2;
+  }
+  g_object_set_data (G_OBJECT (state.store), "child-state", &state);
+  for (guint i = 0; i < CHILD_IN_FLIGHT; i++)
+    child_submit (&state);
+  for (;;)
+    g_main_context_iteration (NULL, TRUE);
+  return 0;
+}
+
+static void
+test_sigkill (Fixture *fx, gconstpointer data)
+{
+  const char *argv[] = { self_exe, "--store-writer-child", fx->dir, NULL };
+  g_autoptr(GPtrArray) acked = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) pending = g_string_new (NULL);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GHashTable) present = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = db_path (fx);
+  GPid pid;
+  int out_fd = -1, status = 0;
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+
+  g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                            &pid, NULL, &out_fd, NULL, &error);
+  g_assert_no_error (error);
+
+  while (acked->len < 400) {
+    char buf[4096];
+    ssize_t n = read (out_fd, buf, sizeof buf);
+    char *nl;
+
+    if (n < 0 && errno == EINTR)
+      continue;
+    g_assert_cmpint (n, >, 0);
+    g_string_append_len (pending, buf, n);
+    while ((nl = strchr (pending->str, '\n')) != NULL) {
+      g_ptr_array_add (acked, g_strndup (pending->str, nl - pending->str));
+      g_string_erase (pending, 0, nl - pending->str + 1);
+    }
+  }
+  g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+  close (out_fd);
+  g_spawn_close_pid (pid);
+
+  /* the database must be sound before mamd touches it again */
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA integrity_check", -1, &stmt, NULL), ==,
+                   SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "ok");
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_test_message ("%u acknowledged, %u present after SIGKILL", acked->len, snap->sessions->len);
+  for (guint i = 0; i < snap->sessions->len; i++) {
+    MamdSessionRecord *rec = g_ptr_array_index (snap->sessions, i);
+
+    g_hash_table_add (present, rec->id);
+  }
+  for (guint i = 0; i < acked->len; i++) {
+    const char *id = g_ptr_array_index (acked, i);
+
+    if (!g_hash_table_contains (present, id))
+      g_error ("acknowledged session %s lost after SIGKILL", id);
+  }
+  g_assert_cmpuint (snap->sessions->len, >=, acked->len);
+  g_assert_cmpuint (snap->last_seq, >=, acked->len);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 3 && g_str_equal (argv[1], "--store-writer-child"))
+    return run_writer_child (argv[2]);
+
+  self_exe = g_file_read_link ("/proc/self/exe", NULL);
+  if (self_exe == NULL)
+    self_exe = argv[0];
+
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/mamd/store/bad-detail", test_bad_detail);
+  ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
+  ADD ("/mamd/store/locked", test_locked);
+  ADD ("/mamd/store/corrupt", test_corrupt);
+  ADD ("/mamd/store/corrupt-page", test_corrupt_page);
+  ADD ("/mamd/store/newer-schema", test_newer_schema);
+  ADD ("/mamd/store/broken", test_broken);
+  ADD ("/mamd/store/sigkill", test_sigkill);
+#undef ADD
+  return g_test_run ();
+}
