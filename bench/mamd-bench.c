@@ -7,10 +7,14 @@
  *
  * Goals: SignIn calls/s >= 70% of echo calls/s with the test plugin, >= 60%
  * with office365 and real RS256 access tokens (each SignIn verifies a
- * signature); < 100 MiB VmRSS with 100,000 live sessions.
+ * signature); < 100 MiB VmRSS with 100,000 live sessions. A disk baseline
+ * (write + fdatasync beside the state) comes first: every acknowledged
+ * SignIn waits for one such sync (per batch).
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,11 +255,11 @@ process_cpu_ns (GPid pid)
   return total;
 }
 
+/* @l: latencies, µs (sorted here) */
 static Rate
-phase_rate (Phase *phase, double seconds)
+latency_rate (GArray *l, guint64 calls, double seconds)
 {
-  Rate rate = { phase->counted, phase->counted / seconds, 0, 0 };
-  GArray *l = phase->latencies;
+  Rate rate = { calls, calls / seconds, 0, 0 };
 
   if (l->len > 0)
     {
@@ -264,6 +268,58 @@ phase_rate (Phase *phase, double seconds)
       rate.p99_ms = g_array_index (l, gint64, (guint) ((l->len - 1) * 0.99)) / 1000.0;
     }
   return rate;
+}
+
+static Rate
+phase_rate (Phase *phase, double seconds)
+{
+  return latency_rate (phase->latencies, phase->counted, seconds);
+}
+
+/* The disk baseline: 4 KiB writes, each followed by fdatasync, in @dir (on
+ * the state directory's file system) for @seconds. mamd makes each batch
+ * of acknowledged changes durable with one such sync, so its latency is
+ * part of every SignIn's. */
+static gboolean
+measure_disk_sync (const char *dir, double seconds, Rate *out, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "sync-probe", NULL);
+  g_autoptr(GArray) latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
+  char block[4096];
+  gint64 start, deadline, now, latency;
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+  if (fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "cannot create %s: %s",
+                   path, g_strerror (errno));
+      return FALSE;
+    }
+  memset (block, 'x', sizeof block);
+  start = now = g_get_monotonic_time ();
+  deadline = start + (gint64) (seconds * G_USEC_PER_SEC);
+  while (now < deadline)
+    {
+      const gint64 before = now;
+      /* a small ring, like a WAL that is overwritten after each checkpoint */
+      off_t offset = (off_t) (latencies->len % 64) * sizeof block;
+
+      if (pwrite (fd, block, sizeof block, offset) != sizeof block || fdatasync (fd) != 0)
+        {
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                       "cannot write and sync %s: %s", path, g_strerror (errno));
+          close (fd);
+          unlink (path);
+          return FALSE;
+        }
+      now = g_get_monotonic_time ();
+      latency = now - before;
+      g_array_append_val (latencies, latency);
+    }
+  close (fd);
+  unlink (path);
+  *out = latency_rate (latencies, latencies->len, (now - start) / (double) G_USEC_PER_SEC);
+  return TRUE;
 }
 
 static gboolean
@@ -339,6 +395,7 @@ typedef struct {
   guint in_flight;
   guint seconds;
   guint sessions;
+  Rate disk;
   Rate echo;
   Rate sign_in;
   double ratio;
@@ -389,6 +446,15 @@ print_json (const Results *r)
   json_builder_add_int_value (b, r->in_flight);
   json_builder_set_member_name (b, "seconds");
   json_builder_add_int_value (b, r->seconds);
+  json_builder_set_member_name (b, "disk-sync");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "syncs-per-second");
+  json_builder_add_double_value (b, r->disk.calls_per_second);
+  json_builder_set_member_name (b, "p50-ms");
+  json_builder_add_double_value (b, r->disk.p50_ms);
+  json_builder_set_member_name (b, "p99-ms");
+  json_builder_add_double_value (b, r->disk.p99_ms);
+  json_builder_end_object (b);
   add_rate (b, "echo", &r->echo);
   add_rate (b, "sign-in", &r->sign_in);
   json_builder_set_member_name (b, "ratio");
@@ -421,6 +487,8 @@ print_text (const Results *r)
   if (r->tokens > 0)
     printf (" (%u distinct RS256 access tokens from a loopback IdP)", r->tokens);
   printf ("\n");
+  printf ("disk    %10.1f syncs/s   p50 %7.3f ms   p99 %7.3f ms   (4 KiB write + fdatasync "
+          "beside the state)\n", r->disk.calls_per_second, r->disk.p50_ms, r->disk.p99_ms);
   printf ("echo    %10.1f calls/s   p50 %7.3f ms   p99 %7.3f ms   (%" G_GUINT64_FORMAT
           " calls)\n", r->echo.calls_per_second, r->echo.p50_ms, r->echo.p99_ms, r->echo.calls);
   printf ("SignIn  %10.1f calls/s   p50 %7.3f ms   p99 %7.3f ms   (%" G_GUINT64_FORMAT
@@ -500,8 +568,9 @@ main (int argc, char **argv)
   g_option_context_set_description (context,
       "Starts a private bus, mamd (advanced licence; the test plugin, or office365\n"
       "with a loopback identity provider and real tokens) and an echo\n"
-      "service, then measures echo and SignIn calls/s and latency with N calls\n"
-      "in flight, and mamd's VmRSS with N live sessions.");
+      "service, then measures the disk (4 KiB write + fdatasync in $TMPDIR, where\n"
+      "the state lives), echo and SignIn calls/s and latency with N calls in\n"
+      "flight, and mamd's VmRSS with N live sessions.");
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("mamd-bench: %s\n", error->message);
@@ -562,7 +631,8 @@ main (int argc, char **argv)
       return 1;
     }
 
-  if (!measure (env, issue_echo, env->echo_pid, in_flight, seconds, &r.echo, &error)
+  if (!measure_disk_sync (env->dir, smoke ? 0.2 : 1.0, &r.disk, &error)
+      || !measure (env, issue_echo, env->echo_pid, in_flight, seconds, &r.echo, &error)
       || !measure (env, issue_sign_in, env->mamd_pid, in_flight, seconds, &r.sign_in, &error)
       || !fill_sessions (env, MAX (in_flight, 32), sessions, &r, &error))
     {
@@ -577,7 +647,7 @@ main (int argc, char **argv)
   else
     print_text (&r);
 
-  if (smoke && (r.echo.calls == 0 || r.sign_in.calls == 0 || r.ratio <= 0
+  if (smoke && (r.disk.calls == 0 || r.echo.calls == 0 || r.sign_in.calls == 0 || r.ratio <= 0
                 || r.live_sessions < (guint) sessions || r.rss_kib == 0))
     {
       g_printerr ("mamd-bench: smoke run produced a zero measurement\n");
