@@ -337,8 +337,10 @@ load_plugin_config (MamdEngine *self, MamdEngineServer *srv, const char *method,
   g_hash_table_insert (srv->plugin_configs, (gpointer) g_intern_string (method), object);
 }
 
-/* Builds the server table for @config; reuses the plugin configs of servers
- * whose settings did not change so their background work carries on. */
+/* Builds the server table for @config. Every plugin group is loaded again,
+ * also for servers whose file did not change: a plugin reads files the
+ * server file only names (a client secret), and a reload must re-read and
+ * re-check them. activate_configs() lets plugins carry background work over. */
 static GHashTable *
 build_servers (MamdEngine *self, const MamdConfig *config, GPtrArray *problems)
 {
@@ -346,19 +348,9 @@ build_servers (MamdEngine *self, const MamdConfig *config, GPtrArray *problems)
 
   for (guint i = 0; i < config->servers->len; i++) {
     const MamdServerConfig *sc = g_ptr_array_index (config->servers, i);
-    MamdEngineServer *old = mamd_engine_lookup_server (self, sc->id);
     MamdEngineServer *srv = server_new (sc);
 
     g_hash_table_insert (servers, sc->id, srv);
-    if (old != NULL && mamd_server_config_equal (old->config, sc)) {
-      GHashTableIter iter;
-      gpointer key, value;
-
-      g_hash_table_iter_init (&iter, old->plugin_configs);
-      while (g_hash_table_iter_next (&iter, &key, &value))
-        g_hash_table_insert (srv->plugin_configs, key, g_object_ref (value));
-      continue;
-    }
     for (guint j = 0; sc->plugin_groups != NULL && sc->plugin_groups[j] != NULL; j++)
       load_plugin_config (self, srv, sc->plugin_groups[j], TRUE, problems);
     /* the AuthService without a group of its own still gets a config (its
@@ -391,7 +383,9 @@ plugin_config_set (GHashTable *servers)
   return set;
 }
 
-/* Activates configs that became live and deactivates those replaced. */
+/* Activates configs that became live, then deactivates those replaced: a
+ * plugin sees a server's new config while the old one is still active, so
+ * it can carry state over (shared key caches, the last permission check). */
 static void
 activate_configs (MamdEngine *self, GHashTable *old_servers, GHashTable *new_servers)
 {
@@ -400,19 +394,19 @@ activate_configs (MamdEngine *self, GHashTable *old_servers, GHashTable *new_ser
   GHashTableIter iter;
   gpointer object, method;
 
-  g_hash_table_iter_init (&iter, old_set);
-  while (g_hash_table_iter_next (&iter, &object, &method)) {
-    MamdPlugin *plugin = mamd_plugin_loader_lookup (self->plugins, method);
-
-    if (!g_hash_table_contains (new_set, object) && plugin != NULL)
-      mamd_plugin_config_activate (plugin, object, FALSE);
-  }
   g_hash_table_iter_init (&iter, new_set);
   while (g_hash_table_iter_next (&iter, &object, &method)) {
     MamdPlugin *plugin = mamd_plugin_loader_lookup (self->plugins, method);
 
     if (!g_hash_table_contains (old_set, object) && plugin != NULL)
       mamd_plugin_config_activate (plugin, object, TRUE);
+  }
+  g_hash_table_iter_init (&iter, old_set);
+  while (g_hash_table_iter_next (&iter, &object, &method)) {
+    MamdPlugin *plugin = mamd_plugin_loader_lookup (self->plugins, method);
+
+    if (!g_hash_table_contains (new_set, object) && plugin != NULL)
+      mamd_plugin_config_activate (plugin, object, FALSE);
   }
 }
 

@@ -124,7 +124,9 @@ struct _MamdPluginClass {
 
   /* Called on the main thread when @config becomes live (start, reload) and
    * when it stops being live (@active FALSE): start or stop background
-   * work such as key prefetch or permission checks. Optional. */
+   * work such as key prefetch or permission checks. Every reload loads a
+   * new config for each server and activates it before it deactivates the
+   * one it replaces, so state worth keeping can be carried over. Optional. */
   void (*config_activate) (MamdPlugin *self, GObject *config, gboolean active);
 
   /* Authenticates @credential (a{sv}, plugin-defined keys) into a verified

@@ -593,10 +593,11 @@ on_gate_changed (MamdPlugin *plugin, GObject *config, gpointer user_data)
     wait->changed = TRUE;
 }
 
-/* Activates a config with a client secret against @idp and waits for the
- * first permission answer. */
+/* Activates a config with a client secret against @idp; the permission
+ * check starts, *@wait is set when its answer changes the gate. */
 static GObject *
-activate_with_secret (MamdIdpServer *idp, const char *dir, GateWait *wait, gulong *handler)
+activate_with_secret_async (MamdIdpServer *idp, const char *dir, GateWait *wait,
+                            gulong *handler)
 {
   g_autofree char *secret = write_secret (dir, "secret", SECRET "\n", 0600);
   g_autofree char *extra = g_strdup_printf ("ClientSecretFile=%s\n", secret);
@@ -608,8 +609,17 @@ activate_with_secret (MamdIdpServer *idp, const char *dir, GateWait *wait, gulon
   wait->config = config;
   *handler = g_signal_connect (get_plugin (), "gate-changed", G_CALLBACK (on_gate_changed), wait);
   mamd_plugin_config_activate (get_plugin (), config, TRUE);
-  wait_for_flag (&wait->changed);
   g_unlink (secret);
+  return config;
+}
+
+/* The same, waiting for the first permission answer. */
+static GObject *
+activate_with_secret (MamdIdpServer *idp, const char *dir, GateWait *wait, gulong *handler)
+{
+  GObject *config = activate_with_secret_async (idp, dir, wait, handler);
+
+  wait_for_flag (&wait->changed);
   return config;
 }
 
@@ -699,6 +709,39 @@ test_gate_other_error (void)
   g_rmdir (dir);
 }
 
+/* What mamd does on reload: a new config for the same server is activated
+ * while the old one is still live, then the old one goes. The new one
+ * keeps the closed gate until its own check, made at once, answers. */
+static void
+test_gate_reload (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  GateWait wait = { 0 }, wait2 = { 0 };
+  GObject *config, *config2;
+  gulong handler, handler2;
+
+  g_assert_no_error (error);
+  mamd_idp_server_add_client (idp, TENANT, CLIENT, SECRET);
+  mamd_idp_server_set_token_error (idp, "AADSTS650057");
+  config = activate_with_secret (idp, dir, &wait, &handler);
+  g_assert_false (mamd_plugin_check_gate (get_plugin (), config, NULL));
+
+  /* admin consent granted, then a reload */
+  mamd_idp_server_set_token_error (idp, NULL);
+  config2 = activate_with_secret_async (idp, dir, &wait2, &handler2);
+  g_assert_false (mamd_plugin_check_gate (get_plugin (), config2, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE);
+  g_clear_error (&error);
+  deactivate (config, handler);
+  wait_for_flag (&wait2.changed);
+  g_assert_true (mamd_plugin_check_gate (get_plugin (), config2, &error));
+  g_assert_no_error (error);
+  deactivate (config2, handler2);
+  g_rmdir (dir);
+}
+
 /* ---- end to end over D-Bus ---- */
 
 typedef struct {
@@ -748,11 +791,25 @@ typedef struct {
   MamdIdpServer *idp;
 } DbusFixture;
 
+/* Writes servers.d/chat.conf: office365 against the fixture's provider,
+ * @extra appended to its [office365] group. */
+static void
+dbus_write_server (DbusFixture *f, const char *extra)
+{
+  g_autofree char *conf = NULL;
+
+  conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=%s\nClientId=%s\n"
+                          "AuthService=office365\nAllowedPlatforms=ios\nAutoCreateUsers=true\n"
+                          "[office365]\nAuthority=%s\nKeyRefetchCooldown=0\nHttpTimeout=60\n%s",
+                          MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID,
+                          mamd_idp_server_get_authority (f->idp), extra != NULL ? extra : "");
+  mamd_test_daemon_write_server (f->d, "chat", conf);
+}
+
 static void
 dbus_setup (DbusFixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *conf = NULL;
   g_autofree char *plugin_dir = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "plugins",
                                                   "oauth", NULL);
 
@@ -762,12 +819,7 @@ dbus_setup (DbusFixture *f, gconstpointer data)
   mamd_test_daemon_write_daemon_conf (f->d, NULL);
   mamd_test_daemon_write_license (f->d, "advanced",
                                   g_get_real_time () / G_USEC_PER_SEC + 365 * 86400);
-  conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=%s\nClientId=%s\n"
-                          "AuthService=office365\nAllowedPlatforms=ios\nAutoCreateUsers=true\n"
-                          "[office365]\nAuthority=%s\nKeyRefetchCooldown=0\nHttpTimeout=60\n",
-                          MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID,
-                          mamd_idp_server_get_authority (f->idp));
-  mamd_test_daemon_write_server (f->d, "chat", conf);
+  dbus_write_server (f, NULL);
   mamd_test_daemon_set_plugin_dir (f->d, plugin_dir);
   mamd_test_daemon_start (f->d, &error);
   g_assert_no_error (error);
@@ -877,9 +929,92 @@ test_dbus_slow_provider (DbusFixture *f, gconstpointer data)
   g_variant_unref (slow.reply);
 }
 
+/* Reload over D-Bus; the remote error name, or NULL when it worked. */
+static char *
+dbus_reload (DbusFixture *f)
+{
+  CallWait wait = { 0 };
+  char *name = NULL;
+
+  g_dbus_connection_call (mamd_test_daemon_get_connection (f->d), "org.mamd.Mamd1",
+                          "/org/mamd/Mamd1", "org.mamd.Mamd1.Manager", "Reload", NULL, NULL,
+                          G_DBUS_CALL_FLAGS_NO_AUTO_START, 120000, NULL, on_call_done, &wait);
+  call_wait (f->d, &wait);
+  if (wait.error != NULL)
+    {
+      g_test_message ("Reload: %s", wait.error->message);
+      name = g_dbus_error_get_remote_error (wait.error);
+      g_clear_error (&wait.error);
+    }
+  g_clear_pointer (&wait.reply, g_variant_unref);
+  return name;
+}
+
+static gboolean
+flag_set (gpointer user_data)
+{
+  return *(gboolean *) user_data;
+}
+
+/* Signs new users in until a sign-in ends with the remote error @name
+ * (NULL: success); the permission check runs in the background. */
+static void
+dbus_sign_in_until (DbusFixture *f, const char *name)
+{
+  for (guint attempt = 0; attempt < 200; attempt++)
+    {
+      g_autofree char *oid = mamd_test_random_guid ();
+      g_autofree char *token = dbus_mint (f, MAMD_TEST_TENANT_ID, oid);
+      g_autofree char *got = NULL;
+      gboolean pause_over = FALSE;
+      CallWait wait = { 0 };
+
+      sign_in_start (f->d, "chat", token, oid, &wait);
+      call_wait (f->d, &wait);
+      if (wait.error != NULL)
+        got = g_dbus_error_get_remote_error (wait.error);
+      g_clear_error (&wait.error);
+      g_clear_pointer (&wait.reply, g_variant_unref);
+      if (g_strcmp0 (got, name) == 0)
+        return;
+      g_timeout_add (50, on_wait_timeout, &pause_over);
+      g_assert_true (mamd_test_daemon_iterate_until (f->d, flag_set, &pause_over, WAIT_MS));
+    }
+  g_error ("sign-ins never ended with %s", name != NULL ? name : "success");
+}
+
+/* A reload checks the MAM service permission again and re-reads the client
+ * secret, also when the server file did not change: once admin consent is
+ * granted, a reload opens the gate without waiting for the next periodic
+ * check; a secret file that is no longer private makes the reload fail. */
+static void
+test_dbus_reload_permission (DbusFixture *f, gconstpointer data)
+{
+  g_autofree char *secret = write_secret (mamd_test_daemon_get_tmp_dir (f->d), "secret",
+                                          SECRET "\n", 0600);
+  g_autofree char *extra = g_strdup_printf ("ClientSecretFile=%s\n", secret);
+  g_autofree char *name = NULL;
+
+  mamd_idp_server_add_client (f->idp, MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID, SECRET);
+  mamd_idp_server_set_token_error (f->idp, "AADSTS650057");
+  dbus_write_server (f, extra);
+  g_assert_null (dbus_reload (f));
+  dbus_sign_in_until (f, "org.mamd.Mamd1.Error.InvalidResource");
+
+  mamd_idp_server_set_token_error (f->idp, NULL);
+  g_assert_null (dbus_reload (f));
+  dbus_sign_in_until (f, NULL);
+
+  g_assert_cmpint (g_chmod (secret, 0644), ==, 0);
+  name = dbus_reload (f);
+  g_assert_cmpstr (name, ==, "org.mamd.Mamd1.Error.InvalidConfig");
+}
+
 static void
 add_dbus_tests (void)
 {
+  g_test_add ("/mamd/oauth/plugin/dbus/reload-permission", DbusFixture, NULL, dbus_setup,
+              test_dbus_reload_permission, dbus_teardown);
   g_test_add ("/mamd/oauth/plugin/dbus/sign-in", DbusFixture, NULL, dbus_setup,
               test_dbus_sign_in, dbus_teardown);
   g_test_add ("/mamd/oauth/plugin/dbus/other-tenant", DbusFixture, NULL, dbus_setup,
@@ -906,6 +1041,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/oauth/plugin/gate/granted", test_gate_granted);
   g_test_add_func ("/mamd/oauth/plugin/gate/invalid-resource", test_gate_invalid_resource);
   g_test_add_func ("/mamd/oauth/plugin/gate/other-error", test_gate_other_error);
+  g_test_add_func ("/mamd/oauth/plugin/gate/reload", test_gate_reload);
   add_dbus_tests ();
   return g_test_run ();
 }

@@ -328,6 +328,21 @@ check_due (gpointer user_data)
 }
 
 void
+mamd_oauth_permission_carry_over (MamdOauthPermission *self, MamdOauthPermission *previous)
+{
+  g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (self));
+  g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (previous));
+  g_return_if_fail (!self->started);
+
+  self->state = previous->state;
+  g_free (self->detail);
+  self->detail = g_strdup (previous->detail);
+  g_free (self->last_failure);
+  self->last_failure = g_strdup (previous->last_failure);
+  self->checked_at = previous->checked_at;
+}
+
+void
 mamd_oauth_permission_start (MamdOauthPermission *self)
 {
   g_return_if_fail (MAMD_IS_OAUTH_PERMISSION (self));

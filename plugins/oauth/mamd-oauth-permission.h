@@ -41,6 +41,11 @@ G_DECLARE_FINAL_TYPE (MamdOauthPermission, mamd_oauth_permission, MAMD, OAUTH_PE
 MamdOauthPermission *mamd_oauth_permission_new (MamdOauthHttp *http, const char *token_endpoint,
                                                 const char *client_id, const char *client_secret,
                                                 const char *scope, guint interval);
+/* Takes over what @previous (the permission of the config this one
+ * replaces on reload) last found, so the gate keeps its state until this
+ * object's own first check answers. Before start (). */
+void mamd_oauth_permission_carry_over (MamdOauthPermission *self,
+                                       MamdOauthPermission *previous);
 void mamd_oauth_permission_start (MamdOauthPermission *self);
 void mamd_oauth_permission_stop (MamdOauthPermission *self);
 void mamd_oauth_permission_check_now (MamdOauthPermission *self);

@@ -116,10 +116,35 @@ on_permission_changed (MamdOauthPermission *permission, gpointer user_data)
     mamd_plugin_gate_changed (watch->plugin, config);
 }
 
+/* The permission of another live config of @config's server: the one that
+ * @config replaces on reload (still active until @config is). */
+static MamdOauthPermission *
+find_previous_permission (MamdOauthPlugin *self, MamdOauthConfig *config)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->active);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      MamdOauthConfig *other = key;
+
+      if (other != config && mamd_oauth_config_get_permission (other) != NULL &&
+          g_str_equal (mamd_oauth_config_get_server_id (other),
+                       mamd_oauth_config_get_server_id (config)))
+        return mamd_oauth_config_get_permission (other);
+    }
+  return NULL;
+}
+
+/* Checks at once, also on reload: the secret may be new, or admin consent
+ * granted since; until the answer the gate stays as the previous config's
+ * check left it. */
 static void
 start_permission (MamdOauthPlugin *self, MamdOauthConfig *config, KeysEntry *entry)
 {
   g_autoptr(MamdOauthPermission) permission = NULL;
+  MamdOauthPermission *previous;
   PermissionWatch *watch;
 
   if (mamd_oauth_config_get_client_secret (config) == NULL)
@@ -130,6 +155,9 @@ start_permission (MamdOauthPlugin *self, MamdOauthConfig *config, KeysEntry *ent
                                           mamd_oauth_config_get_client_secret (config),
                                           mamd_oauth_config_get_permission_scope (config),
                                           mamd_oauth_config_get_permission_check_interval (config));
+  previous = find_previous_permission (self, config);
+  if (previous != NULL)
+    mamd_oauth_permission_carry_over (permission, previous);
   watch = g_new0 (PermissionWatch, 1);
   watch->plugin = MAMD_PLUGIN (self);
   g_weak_ref_init (&watch->config, config);
