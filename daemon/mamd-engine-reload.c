@@ -550,6 +550,7 @@ mamd_engine_run_maintenance (MamdEngine *self, MamdEngineOp *op)
   gint64 now = mamd_engine_now (self);
   g_autoptr(GPtrArray) expired_wipes = g_ptr_array_new ();
   g_autoptr(GPtrArray) expired_sessions = g_ptr_array_new ();
+  g_autoptr(GHashTable) wiped_sessions = g_hash_table_new (g_str_hash, g_str_equal);
   GHashTableIter iter;
   gpointer value;
 
@@ -578,11 +579,21 @@ mamd_engine_run_maintenance (MamdEngine *self, MamdEngineOp *op)
     g_hash_table_remove (self->wipes, wipe->id);
   }
 
+  /* a revoked session stays while a wipe of its is pending: its owner, the
+   * device's client, must still see and acknowledge the wipe */
+  g_hash_table_iter_init (&iter, self->wipes);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    MamdWipeRecord *wipe = value;
+
+    if (wipe->session_id != NULL)
+      g_hash_table_add (wiped_sessions, wipe->session_id);
+  }
   g_hash_table_iter_init (&iter, self->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     MamdSessionRecord *rec = value;
 
-    if (rec->state == MAMD_SESSION_STATE_REVOKED && rec->updated < now - REVOKED_KEEP_US)
+    if (rec->state == MAMD_SESSION_STATE_REVOKED && rec->updated < now - REVOKED_KEEP_US &&
+        !g_hash_table_contains (wiped_sessions, rec->id))
       g_ptr_array_add (expired_sessions, rec);
   }
   for (guint i = 0; i < expired_sessions->len; i++) {

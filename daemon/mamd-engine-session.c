@@ -650,8 +650,8 @@ mamd_engine_readd_server_finish (MamdEngine *self, GAsyncResult *result, GError 
 
 /* Who may acknowledge a wipe: an administrator, or a caller that owns a
  * session (in any state, revoked ones included) on the wipe's device, that
- * is the client app acting for that device. Wipes outlive revoked sessions
- * (7 days against 24 hours); after that only an administrator can ack. */
+ * is the client app acting for that device. The revoked session a wipe
+ * came from is kept while the wipe is pending (maintenance). */
 static gboolean
 caller_may_ack (MamdEngine *self, const MamdCaller *caller, const MamdWipeRecord *wipe)
 {

@@ -248,18 +248,19 @@ test_wipe_expiry (Fixture *fx, gconstpointer data)
   g_assert_no_error (error);
   engine_stop (fx);
 
-  /* six days later: still pending, the revoked session is gone after 24 h */
+  /* six days later: still pending; the revoked session, which goes after
+   * 24 h, stays while its wipe is pending */
   fx->clock_offset = 6 * DAY_US;
   engine_start (fx);
   wipes = mamd_engine_list_wipes (fx->engine);
   g_assert_cmpuint (wipes->len, ==, 1);
   g_clear_pointer (&wipes, g_ptr_array_unref);
-  g_assert_null (mamd_engine_lookup_session (fx->engine, session->session->id));
+  g_assert_nonnull (mamd_engine_lookup_session (fx->engine, session->session->id));
   g_assert_nonnull (mamd_engine_lookup_session (fx->engine, kept->session->id));
-  g_assert_cmpuint (count_events (fx, "session-expired"), ==, 1);
+  g_assert_cmpuint (count_events (fx, "session-expired"), ==, 0);
   engine_stop (fx);
 
-  /* eight days: given up, with a warning */
+  /* eight days: given up, with a warning; then the session goes too */
   fx->clock_offset = 8 * DAY_US;
   g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING, "*never acknowledged and expired*");
   engine_start (fx);
@@ -267,6 +268,49 @@ test_wipe_expiry (Fixture *fx, gconstpointer data)
   wipes = mamd_engine_list_wipes (fx->engine);
   g_assert_cmpuint (wipes->len, ==, 0);
   g_assert_cmpuint (count_events (fx, "wipe-expired"), ==, 1);
+  g_assert_null (mamd_engine_lookup_session (fx->engine, session->session->id));
+  g_assert_cmpuint (count_events (fx, "session-expired"), ==, 1);
+}
+
+/* Days after a failed enrollment the device's client, not only an
+ * administrator, may still acknowledge the wipe; the revoked session goes
+ * at the next maintenance after that. */
+static void
+test_wipe_ack_late (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(MamdEngineResult) acked = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) wipes = NULL;
+  g_autofree char *wipe_id = NULL;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  write_license (fx, "advanced", 365 * 86400);
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  result = report (fx, &user1, session->session->id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_no_error (error);
+  engine_stop (fx);
+
+  fx->clock_offset = 2 * DAY_US;
+  engine_start (fx);
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 1);
+  wipe_id = g_strdup (((MamdWipeRecord *) g_ptr_array_index (wipes, 0))->id);
+  mamd_engine_ack_wipe_async (fx->engine, &user1, wipe_id, NULL, got_result, fx);
+  res = wait_result (fx);
+  acked = mamd_engine_ack_wipe_finish (fx->engine, res, &error);
+  g_clear_object (&res); /* the task holds the engine */
+  g_assert_no_error (error);
+  g_assert_nonnull (acked);
+  engine_stop (fx);
+
+  fx->clock_offset = 3 * DAY_US;
+  engine_start (fx);
+  g_assert_null (mamd_engine_lookup_session (fx->engine, session->session->id));
+  g_assert_cmpuint (count_events (fx, "session-expired"), ==, 1);
 }
 
 static void
@@ -399,6 +443,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
+  ADD ("/mamd/engine/wipe-ack-late", test_wipe_ack_late);
   ADD ("/mamd/engine/directory-sync", test_directory_sync);
   ADD ("/mamd/engine/directory-sync/at-start", test_directory_sync_at_start);
   ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
