@@ -621,7 +621,8 @@ mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
   if (removed == NULL) {
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_NOT_FOUND,
                              "server '%s' was not removed from device '%s': there is "
-                             "nothing to re-add (see mamctl removed)",
+                             "nothing to re-add; check both ids against the ServerRemoved "
+                             "error of the refused sign-in",
                              key != NULL ? server_id : "", key != NULL ? device_id : "");
     return;
   }

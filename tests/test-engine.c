@@ -249,6 +249,9 @@ test_gate_not_licensed (Fixture *fx, gconstpointer data)
   engine_start (fx);
   assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_NOT_LICENSED,
                         "not licensed for Intune MAM");
+  /* the guide's order: the platform comes before the gate */
+  assert_sign_in_fails (fx, "chat", ALICE, "android", "dev-1", MAMD_ERROR_UNSUPPORTED_PLATFORM,
+                        "Intune MAM supports iOS only");
 }
 
 static void
