@@ -33,6 +33,7 @@ struct _Burst {
   GHashTable *sessions; /* path -> Expected, every acknowledged session so far */
   GHashTable *wipes;    /* wipe id -> NULL, from WipeRequested signals */
   guint64 max_seq;      /* highest acknowledged seq */
+  GHashTable *seqs;     /* every acknowledged seq (as pointers) */
 
   /* the current round */
   guint acked;
@@ -56,6 +57,7 @@ static void
 note_seq (Burst *burst, guint64 seq)
 {
   burst->max_seq = MAX (burst->max_seq, seq);
+  g_hash_table_add (burst->seqs, GSIZE_TO_POINTER ((gsize) seq));
 }
 
 /* Counts an acknowledged reply; SIGKILL exactly when the round's count is
@@ -267,6 +269,34 @@ verify_after_restart (Burst *burst)
   g_assert_cmpuint (g_variant_get_uint64 (seq_value), >=, burst->max_seq);
 }
 
+/* The event log holds a row for every acknowledged seq (LastEventSeq alone
+ * would not show lost rows). */
+static void
+assert_events_kept (Burst *burst)
+{
+  g_autofree char *db_path = g_build_filename (mamd_test_daemon_get_state_dir (burst->d),
+                                               "state.db", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  GHashTableIter iter;
+  gpointer key;
+
+  g_assert_cmpint (sqlite3_open_v2 (db_path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT count(*) FROM events WHERE seq = ?1", -1,
+                                       &stmt, NULL), ==, SQLITE_OK);
+  g_hash_table_iter_init (&iter, burst->seqs);
+  while (g_hash_table_iter_next (&iter, &key, NULL)) {
+    sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) GPOINTER_TO_SIZE (key));
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+    if (sqlite3_column_int (stmt, 0) != 1)
+      g_error ("the event of acknowledged seq %" G_GSIZE_FORMAT " is lost",
+               GPOINTER_TO_SIZE (key));
+    sqlite3_reset (stmt);
+  }
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+}
+
 static void
 assert_store_integrity (MamdTestDaemon *d)
 {
@@ -296,6 +326,7 @@ test_kill_rounds (void)
   burst.sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify) expected_free);
   burst.wipes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  burst.seqs = g_hash_table_new (g_direct_hash, g_direct_equal);
   mamd_test_daemon_write_default_setup (d, SERVER);
   mamd_test_daemon_start (d, &error);
   g_assert_no_error (error);
@@ -314,6 +345,7 @@ test_kill_rounds (void)
                     g_hash_table_size (burst.wipes));
     collect_wipes_and_consume (&burst);
     assert_store_integrity (d);
+    assert_events_kept (&burst);
 
     /* the store took the kill: a new daemon starts on it and has it all */
     mamd_test_daemon_start (d, &error);
@@ -326,6 +358,7 @@ test_kill_rounds (void)
 
   g_hash_table_unref (burst.sessions);
   g_hash_table_unref (burst.wipes);
+  g_hash_table_unref (burst.seqs);
 }
 
 /* ---- a failing disk ---- */
