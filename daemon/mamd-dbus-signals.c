@@ -104,10 +104,10 @@ on_wipe_requested (MamdEngine *engine, const MamdWipeRecord *wipe, guint64 seq,
 
 static void
 on_policy_changed (MamdEngine *engine, const char *server_id, gboolean mam_applies,
-                   const char *reason, guint64 seq, gpointer user_data)
+                   gboolean gate_open, const char *reason, guint64 seq, gpointer user_data)
 {
   queue_session_signal (user_data, "PolicyChanged",
-                        g_variant_new ("(sbst)", nonnull (server_id), mam_applies,
+                        g_variant_new ("(sbbst)", nonnull (server_id), mam_applies, gate_open,
                                        nonnull (reason), seq));
 }
 

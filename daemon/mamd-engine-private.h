@@ -96,7 +96,8 @@ void mamd_engine_op_emit_session (MamdEngineOp *op, MamdEmitKind kind,
                                   guint64 seq);
 void mamd_engine_op_emit_wipe (MamdEngineOp *op, const MamdWipeRecord *wipe, guint64 seq);
 void mamd_engine_op_emit_policy (MamdEngineOp *op, const char *server_id,
-                                 gboolean mam_applies, const char *reason, guint64 seq);
+                                 gboolean mam_applies, gboolean gate_open, const char *reason,
+                                 guint64 seq);
 /* Commits (or, when empty, completes at once) and frees @op. */
 void mamd_engine_op_commit (MamdEngineOp *op);
 

@@ -147,7 +147,8 @@ policy_event (MamdEngineOp *op, const char *server_id, const PolicyView *before,
   g_variant_dict_insert (&dict, "reason", "s", reason);
   seq = mamd_engine_op_event (op, "policy-changed", server_id, NULL,
                               g_variant_dict_end (&dict));
-  mamd_engine_op_emit_policy (op, server_id, applies, reason, seq);
+  mamd_engine_op_emit_policy (op, server_id, applies, after->present && after->gate_open,
+                              reason, seq);
 }
 
 /* Old views by server id, taken before a change. */

@@ -35,6 +35,7 @@ typedef struct {
   char *text;
   char *server_id;
   gboolean flag;
+  gboolean gate_open;
   guint64 seq;
 } MamdEmit;
 
@@ -290,7 +291,7 @@ mamd_engine_op_emit_wipe (MamdEngineOp *op, const MamdWipeRecord *wipe, guint64 
 
 void
 mamd_engine_op_emit_policy (MamdEngineOp *op, const char *server_id, gboolean mam_applies,
-                            const char *reason, guint64 seq)
+                            gboolean gate_open, const char *reason, guint64 seq)
 {
   MamdEmit *emit = g_new0 (MamdEmit, 1);
 
@@ -298,6 +299,7 @@ mamd_engine_op_emit_policy (MamdEngineOp *op, const char *server_id, gboolean ma
   emit->server_id = g_strdup (server_id);
   emit->text = g_strdup (reason != NULL ? reason : "");
   emit->flag = mam_applies;
+  emit->gate_open = gate_open;
   emit->seq = seq;
   g_ptr_array_add (op->emits, emit);
 }
@@ -334,7 +336,7 @@ op_emit_all (MamdEngine *self, GPtrArray *emits)
       break;
     case MAMD_EMIT_POLICY_CHANGED:
       g_signal_emit (self, signals[SIGNAL_POLICY_CHANGED], 0, emit->server_id, emit->flag,
-                     emit->text, emit->seq);
+                     emit->gate_open, emit->text, emit->seq);
       break;
     default:
       break;
@@ -478,8 +480,8 @@ mamd_engine_class_init (MamdEngineClass *klass)
                   NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_UINT64);
   signals[SIGNAL_POLICY_CHANGED] =
     g_signal_new ("policy-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
-                  NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_BOOLEAN,
-                  G_TYPE_STRING, G_TYPE_UINT64);
+                  NULL, NULL, NULL, G_TYPE_NONE, 5, G_TYPE_STRING, G_TYPE_BOOLEAN,
+                  G_TYPE_BOOLEAN, G_TYPE_STRING, G_TYPE_UINT64);
   signals[SIGNAL_FATAL] =
     g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);

@@ -134,13 +134,14 @@ on_wipe (MamdEngine *e, const MamdWipeRecord *wipe, guint64 seq, gpointer user_d
 }
 
 static void
-on_policy (MamdEngine *e, const char *server, gboolean applies, const char *reason,
-           guint64 seq, gpointer user_data)
+on_policy (MamdEngine *e, const char *server, gboolean applies, gboolean gate_open,
+           const char *reason, guint64 seq, gpointer user_data)
 {
   Fixture *fx = user_data;
 
-  g_ptr_array_add (fx->signals, g_strdup_printf ("policy-changed %s %s %s", server,
-                                                 applies ? "applies" : "off", reason));
+  g_ptr_array_add (fx->signals, g_strdup_printf ("policy-changed %s %s %s %s", server,
+                                                 applies ? "applies" : "off",
+                                                 gate_open ? "open" : "closed", reason));
 }
 
 static void

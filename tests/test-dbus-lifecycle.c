@@ -109,6 +109,7 @@ test_reload (gconstpointer data)
   g_autofree char *now_state = NULL;
   g_autofree char *unchanged = NULL;
   const MamdTestSignal *sig;
+  gboolean applies = FALSE, gate_open = FALSE;
 
   mamd_test_daemon_write_daemon_conf (d, NULL);
   mamd_test_daemon_write_license (d, "advanced", g_get_real_time () / G_USEC_PER_SEC + 86400);
@@ -140,6 +141,12 @@ test_reload (gconstpointer data)
   }
   sig = wait_signal (d, "EnrollmentRequired", path);
   g_assert_cmpuint (signal_seq (sig), >, dict_uint64 (result, "seq"));
+  /* MAM applies now, and its gate is open */
+  sig = wait_signal (d, "PolicyChanged", SERVER);
+  g_assert_true (g_variant_is_of_type (sig->parameters, G_VARIANT_TYPE ("(sbbst)")));
+  g_variant_get (sig->parameters, "(sbbst)", NULL, &applies, &gate_open, NULL, NULL);
+  g_assert_true (applies);
+  g_assert_true (gate_open);
   wait_state_change (d, path, "enrollment-required");
   now_state = session_state (d, path);
   g_assert_cmpstr (now_state, ==, "enrollment-required");

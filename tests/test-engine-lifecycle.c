@@ -66,7 +66,7 @@ test_reload_enable (Fixture *fx, gconstpointer data)
   expect_revoked = g_strdup_printf ("session-revoked %s", android->session->id);
   g_assert_true (has_signal (fx, expect_required));
   g_assert_true (has_signal (fx, expect_revoked));
-  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_true (has_signal (fx, "policy-changed chat applies open"));
   g_assert_cmpuint (count_events (fx, "config-reloaded"), ==, 1);
 
   /* unchanged configuration: no events at all */
@@ -148,7 +148,7 @@ test_reload_gate (Fixture *fx, gconstpointer data)
   /* admin consent withdrawn: the gate closes, enrolled sessions lose access */
   write_server (fx, "chat", MAM_SERVER ("[test]\nGate=invalid-resource\n"));
   g_assert_true (reload (fx, &error));
-  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_true (has_signal (fx, "policy-changed chat applies closed"));
   g_assert_true (mamd_engine_check_access (fx->engine, &user1, session->session->id, &allowed,
                                            NULL, &reason, &error));
   g_assert_false (allowed);
@@ -182,7 +182,7 @@ test_license_expiry (Fixture *fx, gconstpointer data)
     g_main_context_iteration (NULL, TRUE);
   if (!timed_out)
     g_source_remove (timeout_id);
-  g_assert_true (has_signal (fx, "policy-changed chat applies"));
+  g_assert_true (has_signal (fx, "policy-changed chat applies closed"));
   g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 1);
   assert_sign_in_fails (fx, "chat", BOB, "ios", "dev-2", MAMD_ERROR_NOT_LICENSED,
                         "not licensed for Intune MAM");
