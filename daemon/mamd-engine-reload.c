@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "mamd-config-plugins.h"
 #include "mamd-engine-private.h"
 
 /*
@@ -306,38 +307,6 @@ load_license (const MamdDaemonConfig *daemon, MamdLicense **license, char **reas
     *reason = g_strdup (error->message);
 }
 
-static void
-load_plugin_config (MamdEngine *self, MamdEngineServer *srv, const char *method,
-                    gboolean from_group, GPtrArray *problems)
-{
-  const MamdServerConfig *sc = srv->config;
-  const MamdPluginEntry *entry = mamd_plugin_loader_lookup_entry (self->plugins, method);
-  g_autoptr(GError) error = NULL;
-  GObject *object;
-
-  if (g_hash_table_contains (srv->plugin_configs, g_intern_string (method)))
-    return;
-  if (entry == NULL) {
-    if (from_group)
-      g_ptr_array_add (problems, g_strdup_printf ("%s: [%s]: no plugin provides method '%s'",
-                                                  sc->path, method, method));
-    return;
-  }
-  if (entry->plugin == NULL) {
-    if (from_group)
-      g_warning ("%s: [%s]: skipped, the plugin for method '%s' is disabled: %s", sc->path,
-                 method, method, entry->disabled_reason != NULL ? entry->disabled_reason : "");
-    return;
-  }
-  object = mamd_plugin_load_config (entry->plugin, sc->id, sc->tenant_id, sc->client_id,
-                                    sc->keyfile, method, &error);
-  if (object == NULL) {
-    g_ptr_array_add (problems, g_strdup_printf ("%s: %s", sc->path, error->message));
-    return;
-  }
-  g_hash_table_insert (srv->plugin_configs, (gpointer) g_intern_string (method), object);
-}
-
 /* Builds the server table for @config. Every plugin group is loaded again,
  * also for servers whose file did not change: a plugin reads files the
  * server file only names (a client secret), and a reload must re-read and
@@ -352,14 +321,8 @@ build_servers (MamdEngine *self, const MamdConfig *config, GPtrArray *problems)
     MamdEngineServer *srv = server_new (sc);
 
     g_hash_table_insert (servers, sc->id, srv);
-    for (guint j = 0; sc->plugin_groups != NULL && sc->plugin_groups[j] != NULL; j++)
-      load_plugin_config (self, srv, sc->plugin_groups[j], TRUE, problems);
-    /* the AuthService without a group of its own still gets a config (its
-     * defaults); one with a group was loaded, or reported, just above */
-    if (sc->auth_service != NULL &&
-        (sc->plugin_groups == NULL ||
-         !g_strv_contains ((const char *const *) sc->plugin_groups, sc->auth_service)))
-      load_plugin_config (self, srv, sc->auth_service, FALSE, problems);
+    /* shared with mamctl check; NULL: a disabled plugin's group is logged */
+    mamd_config_plugins_load (sc, self->plugins, srv->plugin_configs, problems, NULL);
   }
   return servers;
 }

@@ -156,8 +156,9 @@ struct _MamdPluginClass {
    * when the answer changes. */
   gboolean (*check_gate) (MamdPlugin *self, GObject *config, GError **error);
 
-  /* Appends human-readable findings about @config (strings) to @findings,
-   * for `mamctl check` and `mamctl servers`. Optional. */
+  /* Appends human-readable findings about a live @config (strings) to
+   * @findings, for `mamctl servers` (`mamctl check` only loads configs:
+   * load_config is its check). Optional. */
   void (*diagnose) (MamdPlugin *self, GObject *config, GPtrArray *findings);
 
   /*< private >*/

@@ -10,6 +10,7 @@
 
 #include "mamctl.h"
 #include "mamd-config.h"
+#include "mamd-config-plugins.h"
 #include "mamd-plugin.h"
 
 /* Reload re-reads everything and SyncDirectory talks to directories: give
@@ -644,60 +645,130 @@ mamctl_cmd_config_keys (MamctlContext *ctx, int argc, char **argv, GError **erro
   return MAMCTL_EXIT_OK;
 }
 
+/* What the plugins and the loader log while mamctl check loads them: the
+ * lines mamd would log at start, shown as the check's warnings. */
+typedef struct {
+  GPtrArray *warnings;
+  GLogFunc old_handler;
+  gpointer old_data;
+} CheckLog;
+
+static void
+check_log_handler (const char *domain, GLogLevelFlags level, const char *message,
+                   gpointer user_data)
+{
+  CheckLog *log = user_data;
+
+  if ((level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE)) != 0)
+    g_ptr_array_add (log->warnings, g_strdup (message));
+  else
+    log->old_handler (domain, level, message, log->old_data);
+}
+
+/* Loads the plugins of @plugin_dir and checks every server's plugin groups
+ * with them, the way mamd does at start and reload. A plugin directory mamd
+ * could not read, a plugin group mamd would refuse, and a group or
+ * AuthService whose plugin did not load (the server cannot use it) are
+ * problems; a plugin that failed to load but that no server uses is only
+ * a warning. */
+static void
+check_plugins (const MamdConfig *config, const char *plugin_dir, GPtrArray *problems,
+               GPtrArray *warnings)
+{
+  g_autoptr(MamdPluginLoader) loader = mamd_plugin_loader_new ();
+  g_autoptr(GPtrArray) unusable = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  CheckLog log = { warnings, NULL, NULL };
+
+  log.old_handler = g_log_set_default_handler (check_log_handler, &log);
+  if (!mamd_plugin_loader_load_dir (loader, plugin_dir, &error))
+    g_ptr_array_add (problems, g_strdup_printf ("%s: %s", plugin_dir, error->message));
+  else if (config != NULL)
+    mamd_config_plugins_check (config, loader, problems, unusable);
+  g_log_set_default_handler (log.old_handler, log.old_data);
+  g_ptr_array_extend_and_steal (problems, g_steal_pointer (&unusable));
+}
+
+static void
+print_check_json (const char *dir, const char *plugin_dir, const MamdConfig *config,
+                  gboolean valid, GPtrArray *problems, GPtrArray *warnings)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+  guint i;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "config-dir");
+  json_builder_add_string_value (builder, dir);
+  json_builder_set_member_name (builder, "plugin-dir");
+  json_builder_add_string_value (builder, plugin_dir);
+  json_builder_set_member_name (builder, "valid");
+  json_builder_add_boolean_value (builder, valid);
+  json_builder_set_member_name (builder, "servers");
+  json_builder_begin_array (builder);
+  for (i = 0; config != NULL && i < config->servers->len; i++)
+    json_builder_add_string_value (
+        builder, ((MamdServerConfig *) g_ptr_array_index (config->servers, i))->id);
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "problems");
+  json_builder_begin_array (builder);
+  for (i = 0; i < problems->len; i++)
+    json_builder_add_string_value (builder, g_ptr_array_index (problems, i));
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "warnings");
+  json_builder_begin_array (builder);
+  for (i = 0; i < warnings->len; i++)
+    json_builder_add_string_value (builder, g_ptr_array_index (warnings, i));
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  mamctl_print_json_node (node, TRUE, stdout);
+}
+
 static int
 cmd_check (MamctlContext *ctx, int argc, char **argv, GError **error)
 {
+  g_autofree char *plugin_dir = NULL;
+  const GOptionEntry entries[] = {
+    { "plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
+      "Check plugin groups with the plugins in DIR (default " MAMD_PLUGINDIR ")", "DIR" },
+    G_OPTION_ENTRY_NULL
+  };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(MamdConfig) config = NULL;
   g_autoptr(GError) local_error = NULL;
   const char *dir;
+  gboolean valid;
   guint i;
 
-  context = mamctl_option_context_new (ctx, command_named ("check"), NULL);
+  context = mamctl_option_context_new (ctx, command_named ("check"), entries);
   if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error))
     return MAMCTL_EXIT_USAGE;
   dir = argc > 1 ? argv[1] : MAMD_CONFDIR;
+  if (plugin_dir == NULL)
+    plugin_dir = g_strdup (MAMD_PLUGINDIR);
   config = mamd_config_load (dir, problems, &local_error);
+  if (config == NULL && problems->len == 0)
+    g_ptr_array_add (problems, g_strdup (local_error->message));
+  /* as mamd: plugin groups are checked only once the rest is valid */
+  check_plugins (problems->len == 0 ? config : NULL, plugin_dir, problems, warnings);
+  valid = config != NULL && problems->len == 0;
 
   if (ctx->json)
-    {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-      g_autoptr(JsonNode) node = NULL;
-
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "config-dir");
-      json_builder_add_string_value (builder, dir);
-      json_builder_set_member_name (builder, "valid");
-      json_builder_add_boolean_value (builder, config != NULL);
-      json_builder_set_member_name (builder, "servers");
-      json_builder_begin_array (builder);
-      for (i = 0; config != NULL && i < config->servers->len; i++)
-        json_builder_add_string_value (
-            builder, ((MamdServerConfig *) g_ptr_array_index (config->servers, i))->id);
-      json_builder_end_array (builder);
-      json_builder_set_member_name (builder, "problems");
-      json_builder_begin_array (builder);
-      for (i = 0; i < problems->len; i++)
-        json_builder_add_string_value (builder, g_ptr_array_index (problems, i));
-      if (config == NULL && problems->len == 0)
-        json_builder_add_string_value (builder, local_error->message);
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
-      node = json_builder_get_root (builder);
-      mamctl_print_json_node (node, TRUE, stdout);
-    }
-  else if (config != NULL)
-    g_print ("%s: valid, %u server(s); plugin groups are checked by their plugins "
-             "when mamd loads them\n", dir, config->servers->len);
+    print_check_json (dir, plugin_dir, config, valid, problems, warnings);
   else
     {
+      for (i = 0; i < warnings->len; i++)
+        g_print ("warning: %s\n", (const char *) g_ptr_array_index (warnings, i));
       for (i = 0; i < problems->len; i++)
         g_print ("%s\n", (const char *) g_ptr_array_index (problems, i));
-      if (problems->len == 0)
-        g_print ("%s\n", local_error->message);
+      if (valid)
+        g_print ("%s: valid, %u server(s); plugin groups checked with the plugins in %s\n", dir,
+                 config->servers->len, plugin_dir);
     }
-  if (config == NULL)
+  if (!valid)
     {
       /* the problems are the output; the exit status says "invalid" */
       g_printerr ("mamctl: InvalidConfig: %s: fix the problems above, then run mamctl "
@@ -726,7 +797,8 @@ static const MamctlCommand commands[] = {
   { "re-add", "SERVER DEVICE", "Allow a device back on a server after a failure", cmd_re_add },
   { "ack-wipe", "WIPE", "Acknowledge a wipe", cmd_ack_wipe },
   { "sync", "[SERVER]", "Run directory sync now", cmd_sync },
-  { "check", "[CONFIG_DIR]", "Validate a configuration directory offline (no daemon needed)",
+  { "check", "[--plugin-dir DIR] [CONFIG_DIR]",
+    "Validate a configuration directory and its plugin groups offline (no daemon needed)",
     cmd_check },
   { "config-keys", "[--markdown]", "Print every configuration key (no daemon needed)",
     mamctl_cmd_config_keys },

@@ -1,0 +1,106 @@
+/*
+ * mamd-config-plugins.c: plugin groups checked by their plugins, for the
+ * engine (start, reload) and `mamctl check` alike.
+ */
+#include "config.h"
+
+#include "mamd-config-plugins.h"
+
+static void
+add_unusable (const MamdServerConfig *server, const char *method, gboolean from_group,
+              const MamdPluginEntry *entry, GPtrArray *unusable)
+{
+  const char *reason =
+    entry != NULL && entry->disabled_reason != NULL ? entry->disabled_reason : "";
+  g_autofree char *line = NULL;
+
+  if (from_group)
+    line = g_strdup_printf ("%s: [%s]: skipped, the plugin for method '%s' is disabled: %s",
+                            server->path, method, method, reason);
+  else if (entry != NULL)
+    line = g_strdup_printf ("%s: [Server] AuthService: the plugin for method '%s' is disabled: "
+                            "%s",
+                            server->path, method, reason);
+  else
+    line = g_strdup_printf ("%s: [Server] AuthService: no plugin provides method '%s'",
+                            server->path, method);
+
+  if (unusable != NULL)
+    g_ptr_array_add (unusable, g_steal_pointer (&line));
+  else if (from_group)
+    g_warning ("%s", line);
+  /* else: the server's MAM gate says why its AuthService is unusable */
+}
+
+static void
+load_one (const MamdServerConfig *server, MamdPluginLoader *plugins, const char *method,
+          gboolean from_group, GHashTable *configs, GPtrArray *problems, GPtrArray *unusable)
+{
+  const MamdPluginEntry *entry = mamd_plugin_loader_lookup_entry (plugins, method);
+  g_autoptr(GError) error = NULL;
+  GObject *object;
+
+  if (g_hash_table_contains (configs, g_intern_string (method)))
+    return;
+  if (entry == NULL && from_group)
+    {
+      g_ptr_array_add (problems, g_strdup_printf ("%s: [%s]: no plugin provides method '%s'",
+                                                  server->path, method, method));
+      return;
+    }
+  if (entry == NULL || entry->plugin == NULL)
+    {
+      add_unusable (server, method, from_group, entry, unusable);
+      return;
+    }
+  object = mamd_plugin_load_config (entry->plugin, server->id, server->tenant_id, server->client_id,
+                                    server->keyfile, method, &error);
+  if (object == NULL)
+    {
+      g_ptr_array_add (problems, g_strdup_printf ("%s: %s", server->path, error->message));
+      return;
+    }
+  g_hash_table_insert (configs, (gpointer) g_intern_string (method), object);
+}
+
+void
+mamd_config_plugins_load (const MamdServerConfig *server, MamdPluginLoader *plugins,
+                          GHashTable *configs, GPtrArray *problems, GPtrArray *unusable)
+{
+  const char *const *groups;
+
+  g_return_if_fail (server != NULL);
+  g_return_if_fail (MAMD_IS_PLUGIN_LOADER (plugins));
+  g_return_if_fail (configs != NULL);
+  g_return_if_fail (problems != NULL);
+
+  groups = (const char *const *) server->plugin_groups;
+  for (guint i = 0; groups != NULL && groups[i] != NULL; i++)
+    load_one (server, plugins, groups[i], TRUE, configs, problems, unusable);
+  /* the AuthService without a group of its own still gets a config (its
+   * defaults); one with a group was loaded, or reported, just above */
+  if (server->auth_service != NULL
+      && (groups == NULL || !g_strv_contains (groups, server->auth_service)))
+    load_one (server, plugins, server->auth_service, FALSE, configs, problems, unusable);
+}
+
+gboolean
+mamd_config_plugins_check (const MamdConfig *config, MamdPluginLoader *plugins, GPtrArray *problems,
+                           GPtrArray *unusable)
+{
+  guint before;
+
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (problems != NULL, FALSE);
+
+  before = problems->len;
+  for (guint i = 0; i < config->servers->len; i++)
+    {
+      const MamdServerConfig *server = g_ptr_array_index (config->servers, i);
+      g_autoptr(GHashTable) configs =
+        g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_object_unref);
+
+      mamd_config_plugins_load (server, plugins, configs, problems, unusable);
+    }
+  return problems->len == before;
+}
