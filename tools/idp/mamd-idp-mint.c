@@ -324,21 +324,16 @@ object_to_json (JsonObject *object)
   return json_generator_to_data (gen, NULL);
 }
 
-char *
-mamd_idp_mint_access_token (EVP_PKEY *key, const char *kid, const char *authority,
-                            const char *tenant_id, const char *client_id,
-                            const char *scope, const char *oid, const char *user,
-                            gint64 now, gint64 lifetime, GError **error)
+JsonObject *
+mamd_idp_access_token_claims (const char *authority, const char *tenant_id,
+                              const char *client_id, const char *scope, const char *oid,
+                              const char *user, gint64 now, gint64 lifetime)
 {
-  g_autoptr(JsonObject) header = json_object_new ();
   g_autoptr(JsonObject) claims = json_object_new ();
   g_autofree char *base = NULL;
   g_autofree char *issuer = NULL;
-  g_autofree char *header_json = NULL;
-  g_autofree char *claims_json = NULL;
 
-  g_return_val_if_fail (kid != NULL && authority != NULL && tenant_id != NULL, NULL);
-  g_return_val_if_fail (client_id != NULL && scope != NULL && oid != NULL, NULL);
+  g_return_val_if_fail (authority != NULL && tenant_id != NULL, NULL);
 
   /* tolerate "https://host/" as well as "https://host" */
   base = g_strdup (authority);
@@ -346,23 +341,52 @@ mamd_idp_mint_access_token (EVP_PKEY *key, const char *kid, const char *authorit
     base[strlen (base) - 1] = '\0';
   issuer = g_strdup_printf ("%s/%s/v2.0", base, tenant_id);
 
-  json_object_set_string_member (header, "typ", "JWT");
-  json_object_set_string_member (header, "alg", "RS256");
-  json_object_set_string_member (header, "kid", kid);
-
-  json_object_set_string_member (claims, "aud", client_id);
+  if (client_id != NULL)
+    json_object_set_string_member (claims, "aud", client_id);
   json_object_set_string_member (claims, "iss", issuer);
   json_object_set_int_member (claims, "iat", now);
   json_object_set_int_member (claims, "nbf", now);
   json_object_set_int_member (claims, "exp", now + lifetime);
-  json_object_set_string_member (claims, "oid", oid);
+  if (oid != NULL)
+    json_object_set_string_member (claims, "oid", oid);
   if (user != NULL)
     json_object_set_string_member (claims, "preferred_username", user);
-  json_object_set_string_member (claims, "scp", scope);
+  if (scope != NULL)
+    json_object_set_string_member (claims, "scp", scope);
   json_object_set_string_member (claims, "tid", tenant_id);
   json_object_set_string_member (claims, "ver", "2.0");
+  return g_steal_pointer (&claims);
+}
 
+char *
+mamd_idp_mint_claims (EVP_PKEY *key, const char *kid, JsonObject *claims, GError **error)
+{
+  g_autoptr(JsonObject) header = json_object_new ();
+  g_autofree char *header_json = NULL;
+  g_autofree char *claims_json = NULL;
+
+  g_return_val_if_fail (kid != NULL && claims != NULL, NULL);
+
+  json_object_set_string_member (header, "typ", "JWT");
+  json_object_set_string_member (header, "alg", "RS256");
+  json_object_set_string_member (header, "kid", kid);
   header_json = object_to_json (header);
   claims_json = object_to_json (claims);
   return mamd_idp_sign_compact (header_json, claims_json, "RS256", key, NULL, 0, error);
+}
+
+char *
+mamd_idp_mint_access_token (EVP_PKEY *key, const char *kid, const char *authority,
+                            const char *tenant_id, const char *client_id,
+                            const char *scope, const char *oid, const char *user,
+                            gint64 now, gint64 lifetime, GError **error)
+{
+  g_autoptr(JsonObject) claims = NULL;
+
+  g_return_val_if_fail (kid != NULL && authority != NULL && tenant_id != NULL, NULL);
+  g_return_val_if_fail (client_id != NULL && scope != NULL && oid != NULL, NULL);
+
+  claims = mamd_idp_access_token_claims (authority, tenant_id, client_id, scope, oid, user, now,
+                                         lifetime);
+  return mamd_idp_mint_claims (key, kid, claims, error);
 }

@@ -41,4 +41,16 @@ char *mamd_idp_mint_access_token (EVP_PKEY *key, const char *kid, const char *au
                                   const char *scope, const char *oid, const char *user,
                                   gint64 now, gint64 lifetime, GError **error);
 
+/* The claims of that token, for callers that change some before signing
+ * with mamd_idp_mint_claims (). @client_id, @scope, @oid and @user may be
+ * NULL: aud, scp, oid or preferred_username is then left out. */
+JsonObject *mamd_idp_access_token_claims (const char *authority, const char *tenant_id,
+                                          const char *client_id, const char *scope,
+                                          const char *oid, const char *user,
+                                          gint64 now, gint64 lifetime);
+/* RS256 with @key over @claims as they are, under the header
+ * {"typ":"JWT","alg":"RS256","kid":@kid}. */
+char *mamd_idp_mint_claims (EVP_PKEY *key, const char *kid, JsonObject *claims,
+                            GError **error);
+
 G_END_DECLS

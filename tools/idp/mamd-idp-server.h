@@ -14,6 +14,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 #include <openssl/evp.h>
 
@@ -30,12 +31,27 @@ const char *mamd_idp_server_get_authority (MamdIdpServer *self);
 void mamd_idp_server_add_client (MamdIdpServer *self, const char *tenant_id,
                                  const char *client_id, const char *client_secret);
 void mamd_idp_server_rotate_key (MamdIdpServer *self);
+/* mamd_idp_server_rotate_key () that reports a failed key generation
+ * instead of logging it (the keys are then unchanged). */
+gboolean mamd_idp_server_rotate_key_full (MamdIdpServer *self, GError **error);
 const char *mamd_idp_server_get_current_kid (MamdIdpServer *self);
+/* The key still published from before the last rotation, NULL before any. */
+const char *mamd_idp_server_get_previous_kid (MamdIdpServer *self);
 EVP_PKEY *mamd_idp_server_get_current_key (MamdIdpServer *self);
 /* A valid v2 access token from the current key (see mamd_idp_mint_access_token). */
 char *mamd_idp_server_mint (MamdIdpServer *self, const char *tenant_id, const char *client_id,
                             const char *scope, const char *oid, const char *user,
                             gint64 lifetime);
+/* mamd_idp_server_mint () with chosen claims, for the developer tool:
+ * @client_id, @scope, @oid and @user may be NULL (aud, scp, oid or
+ * preferred_username left out); the claims named in @without
+ * (NULL-terminated, may be NULL) are removed; then every member of @set
+ * (may be NULL) is set, replacing the default. MAMD_ERROR_INVALID_ARGS
+ * when @without names a claim that such a token never has (a typo). */
+char *mamd_idp_server_mint_custom (MamdIdpServer *self, const char *tenant_id,
+                                   const char *client_id, const char *scope, const char *oid,
+                                   const char *user, gint64 lifetime, JsonObject *set,
+                                   const char *const *without, GError **error);
 
 void mamd_idp_server_set_down (MamdIdpServer *self, gboolean down);
 void mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms);
@@ -44,7 +60,8 @@ void mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms);
 void mamd_idp_server_set_token_error (MamdIdpServer *self, const char *aadsts_code);
 guint mamd_idp_server_get_request_count (MamdIdpServer *self, const char *path_suffix);
 /* The underlying SoupServer (borrowed), so a tool can add handlers of its
- * own: tools/mamd-dev-idp.c adds the loopback-only /mamd-dev/mint. */
+ * own: tools/mamd-dev-idp.c adds the loopback-only /mamd-dev/mint and
+ * /mamd-dev/rotate. */
 SoupServer *mamd_idp_server_get_soup_server (MamdIdpServer *self);
 
 G_END_DECLS

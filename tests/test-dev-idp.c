@@ -1,0 +1,799 @@
+/*
+ * mamd-dev-idp as a developer runs it: `serve` started by each test as a
+ * subprocess on a loopback port and stopped with SIGTERM, `mint` and
+ * `rotate` run against it, and its endpoints spoken to over real HTTP. The
+ * tokens are decoded and checked against the JWKS it publishes with the
+ * office365 plugin's own parser and validator, so a token minted with
+ * chosen claims is shown to be refused for the reason it was made for.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "mamd-json.h"
+#include "mamd-oauth-jwks.h"
+#include "mamd-oauth-jwt.h"
+#include "mamd-plugin.h"
+
+#define TENANT "3c9e1b2a-5d4f-4a6b-8c7d-9e0f1a2b3c4d"
+#define CLIENT "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+#define OID "5f4e3d2c-1b0a-4978-a695-b4c3d2e1f0a9"
+#define SCOPE "login.mattermost"
+#define WAIT_SECONDS 20
+
+typedef struct {
+  char *dir;
+  char *log_path;
+  GSubprocess *serve;
+  char *authority;
+} Fixture;
+
+typedef struct {
+  int status;
+  char *out;
+  char *err;
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static char *
+dev_idp_path (void)
+{
+  const char *root = g_getenv ("MAMD_BUILD_ROOT");
+
+  g_assert_nonnull (root);
+  return g_build_filename (root, "tools", "mamd-dev-idp", NULL);
+}
+
+/* Runs mamd-dev-idp with @args (NULL-terminated) to completion. */
+static void
+run_idp_v (Run *run, const char *const *args)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+
+  g_ptr_array_add (argv, dev_idp_path ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, NULL);
+  proc = g_subprocess_newv ((const char *const *) argv->pdata,
+                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                            &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  run->status = g_subprocess_get_exit_status (proc);
+  g_test_message ("mamd-dev-idp %s -> %d\n%s%s", args[0], run->status, run->out, run->err);
+}
+
+#define run_idp(run, ...) \
+  G_STMT_START { \
+    const char *const args_[] = { __VA_ARGS__, NULL }; \
+    run_idp_v ((run), args_); \
+  } G_STMT_END
+
+/* ---- the server under test ---- */
+
+/* A failed assertion aborts before the teardown: the server must not
+ * outlive the test then. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+/* @data: extra arguments of serve (NULL-terminated) or NULL. */
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  const char *const *extra = data;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+
+  f->dir = g_dir_make_tmp ("mamd-dev-idp-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->log_path = g_build_filename (f->dir, "serve.log", NULL);
+  g_ptr_array_add (argv, dev_idp_path ());
+  g_ptr_array_add (argv, g_strdup ("serve"));
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (extra[i]));
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_stderr_file_path (launcher, f->log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  f->serve = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  /* serve prints its authority once it listens */
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (f->serve));
+  line = g_data_input_stream_read_line_utf8 (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  g_assert_true (g_str_has_prefix (line, "http://127.0.0.1:"));
+  f->authority = g_steal_pointer (&line);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_send_signal (f->serve, SIGTERM);
+  g_subprocess_wait (f->serve, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (f->serve));
+  g_assert_cmpint (g_subprocess_get_exit_status (f->serve), ==, 0);
+  g_clear_object (&f->serve);
+  g_unlink (f->log_path);
+  g_rmdir (f->dir);
+  g_free (f->log_path);
+  g_free (f->dir);
+  g_free (f->authority);
+}
+
+static char *
+read_log (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+
+  g_file_get_contents (f->log_path, &text, NULL, &error);
+  g_assert_no_error (error);
+  return text;
+}
+
+/* ---- HTTP ---- */
+
+/* @method on @authority@path, @form the body of a POST; @origin sets the
+ * Origin header. Returns the status, *body the answer. */
+static guint
+http_request (Fixture *f, const char *method, const char *path, const char *form,
+              const char *origin, char **body)
+{
+  g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 10, NULL);
+  g_autofree char *url = g_strconcat (f->authority, path, NULL);
+  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (msg);
+  if (form != NULL)
+    {
+      g_autoptr(GBytes) request = g_bytes_new (form, strlen (form));
+
+      soup_message_set_request_body_from_bytes (msg, "application/x-www-form-urlencoded",
+                                                request);
+    }
+  if (origin != NULL)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Origin", origin);
+  bytes = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  *body = g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+  g_test_message ("%s %s -> %u %s", method, path, soup_message_get_status (msg), *body);
+  return soup_message_get_status (msg);
+}
+
+static char *
+fetch_jwks_text (Fixture *f)
+{
+  char *body = NULL;
+
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_GET, "/" TENANT "/discovery/v2.0/keys", NULL,
+                                  NULL, &body), ==, SOUP_STATUS_OK);
+  return body;
+}
+
+/* The kids of the published JWKS, in document order (current key first). */
+static GStrv
+fetch_kids (Fixture *f)
+{
+  g_autofree char *text = fetch_jwks_text (f);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) root = mamd_json_parse_strict_object (text, strlen (text), 256 * 1024, 16,
+                                                            &error);
+  g_autoptr(GStrvBuilder) kids = g_strv_builder_new ();
+  JsonArray *keys;
+
+  g_assert_no_error (error);
+  keys = json_object_get_array_member (json_node_get_object (root), "keys");
+  g_assert_nonnull (keys);
+  for (guint i = 0; i < json_array_get_length (keys); i++)
+    g_strv_builder_add (kids, json_object_get_string_member (
+                                json_array_get_object_element (keys, i), "kid"));
+  return g_strv_builder_end (kids);
+}
+
+static MamdJwks *
+fetch_jwks (Fixture *f)
+{
+  g_autofree char *text = fetch_jwks_text (f);
+  g_autoptr(GError) error = NULL;
+  MamdJwks *jwks = mamd_jwks_parse (text, strlen (text), &error);
+
+  g_assert_no_error (error);
+  return jwks;
+}
+
+/* ---- tokens ---- */
+
+static JsonObject *
+decode_segment (const char *segment)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree guint8 *json = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  gsize len = 0;
+
+  json = mamd_base64url_decode (segment, -1, &len, &error);
+  g_assert_no_error (error);
+  node = mamd_json_parse_strict_object ((const char *) json, len, 64 * 1024, 16, &error);
+  g_assert_no_error (error);
+  return json_object_ref (json_node_get_object (node));
+}
+
+/* Splits a compact JWS into its decoded header and claims. */
+static void
+decode_token (const char *token, JsonObject **header, JsonObject **claims)
+{
+  g_auto(GStrv) parts = g_strsplit (token, ".", -1);
+
+  g_assert_cmpuint (g_strv_length (parts), ==, 3);
+  g_assert_cmpstr (parts[2], !=, "");
+  *header = decode_segment (parts[0]);
+  *claims = decode_segment (parts[1]);
+}
+
+static char *
+token_kid (const char *token)
+{
+  g_autoptr(JsonObject) header = NULL;
+  g_autoptr(JsonObject) claims = NULL;
+
+  decode_token (token, &header, &claims);
+  g_assert_cmpstr (json_object_get_string_member (header, "alg"), ==, "RS256");
+  return g_strdup (json_object_get_string_member (header, "kid"));
+}
+
+/* What the office365 plugin makes of @token with the keys now published:
+ * the identity, or NULL and @error. */
+static MamdIdentity *
+verify (Fixture *f, const char *token, GError **error)
+{
+  g_autoptr(MamdJwks) jwks = fetch_jwks (f);
+  g_autoptr(MamdJwt) jwt = NULL;
+  g_autoptr(GError) parse_error = NULL;
+  g_autofree char *issuer = g_strdup_printf ("%s/%s/v2.0", f->authority, TENANT);
+  const MamdJwk *key;
+  MamdJwtPolicy policy = {
+    .issuer = issuer,
+    .tenant_id = TENANT,
+    .client_id = CLIENT,
+    .required_scope = SCOPE,
+    .now = g_get_real_time () / G_USEC_PER_SEC,
+    .skew = 300,
+  };
+
+  jwt = mamd_jwt_parse (token, &parse_error);
+  g_assert_no_error (parse_error);
+  key = mamd_jwks_lookup (jwks, mamd_jwt_get_kid (jwt));
+  if (key == NULL)
+    {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE, "kid %s is not published",
+                   mamd_jwt_get_kid (jwt));
+      return NULL;
+    }
+  return mamd_jwt_verify (jwt, key, &policy, error);
+}
+
+/* mamd-dev-idp mint with the identity of a valid token plus @args
+ * (NULL-terminated); asserts it worked and returns the token. */
+static char *
+mint_v (Fixture *f, gboolean with_identity, const char *const *args)
+{
+  g_auto(Run) run = { 0 };
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  const char *const identity[] = { "--client", CLIENT, "--scope", SCOPE, "--oid", OID, NULL };
+
+  g_ptr_array_add (argv, "mint");
+  g_ptr_array_add (argv, "--authority");
+  g_ptr_array_add (argv, f->authority);
+  g_ptr_array_add (argv, "--tenant");
+  g_ptr_array_add (argv, TENANT);
+  for (guint i = 0; with_identity && identity[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) identity[i]);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  run_idp_v (&run, (const char *const *) argv->pdata);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpstr (run.err, ==, "");
+  g_assert_true (g_str_has_suffix (run.out, "\n"));
+  g_strchomp (run.out);
+  return g_steal_pointer (&run.out);
+}
+
+static char *mint (Fixture *f, const char *first, ...) G_GNUC_NULL_TERMINATED;
+
+/* mint_v () of a valid identity and the arguments up to NULL */
+static char *
+mint (Fixture *f, const char *first, ...)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  va_list ap;
+
+  va_start (ap, first);
+  for (const char *arg = first; arg != NULL; arg = va_arg (ap, const char *))
+    g_ptr_array_add (args, (gpointer) arg);
+  va_end (ap);
+  g_ptr_array_add (args, NULL);
+  return mint_v (f, TRUE, (const char *const *) args->pdata);
+}
+
+static void
+assert_json_equal (JsonNode *node, const char *expected_json)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) expected = mamd_json_parse_strict (expected_json, strlen (expected_json),
+                                                         4096, 16, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (node);
+  if (!json_node_equal (node, expected))
+    {
+      g_autofree char *got = json_to_string (node, FALSE);
+
+      g_error ("claim is %s, expected %s", got, expected_json);
+    }
+}
+
+/* ---- mint ---- */
+
+static void
+test_mint_default (Fixture *f, gconstpointer data)
+{
+  g_autofree char *token = mint (f, "--user", "alice", "--lifetime", "600", NULL);
+  g_autoptr(JsonObject) header = NULL;
+  g_autoptr(JsonObject) claims = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) kids = fetch_kids (f);
+  g_autofree char *issuer = g_strdup_printf ("%s/%s/v2.0", f->authority, TENANT);
+
+  decode_token (token, &header, &claims);
+  g_assert_cmpstr (json_object_get_string_member (header, "kid"), ==, kids[0]);
+  g_assert_cmpstr (json_object_get_string_member (claims, "ver"), ==, "2.0");
+  g_assert_cmpstr (json_object_get_string_member (claims, "iss"), ==, issuer);
+  g_assert_cmpstr (json_object_get_string_member (claims, "tid"), ==, TENANT);
+  g_assert_cmpstr (json_object_get_string_member (claims, "aud"), ==, CLIENT);
+  g_assert_cmpstr (json_object_get_string_member (claims, "scp"), ==, SCOPE);
+  g_assert_cmpstr (json_object_get_string_member (claims, "oid"), ==, OID);
+  g_assert_cmpstr (json_object_get_string_member (claims, "preferred_username"), ==, "alice");
+  g_assert_cmpint (json_object_get_int_member (claims, "exp")
+                   - json_object_get_int_member (claims, "iat"), ==, 600);
+  g_assert_false (json_object_has_member (claims, "roles"));
+
+  identity = verify (f, token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (identity->object_id, ==, OID);
+  g_assert_cmpstr (identity->tenant_id, ==, TENANT);
+}
+
+/* v1, app-only, another audience, nested values: the identity options may
+ * be left out when the claim they make is set or removed. */
+static void
+test_mint_chosen_claims (Fixture *f, gconstpointer data)
+{
+  const char *const args[] = {
+    "--claim", "ver=\"1.0\"",
+    "--claim", "roles=[\"Mam.Read\",\"Mam.Write\"]",
+    "--claim", "aud=\"api://other\"",
+    "--claim", "extra={\"a\":[1,2.5,null,true],\"s\":\"x y&z=%2B \\u00e9\"}",
+    "--claim", "tid=  \"" TENANT "\"  ",
+    "--without", "scp",
+    "--without", "oid",
+    NULL
+  };
+  g_autofree char *token = mint_v (f, FALSE, args);
+  g_autoptr(JsonObject) header = NULL;
+  g_autoptr(JsonObject) claims = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  g_autoptr(GError) error = NULL;
+
+  decode_token (token, &header, &claims);
+  assert_json_equal (json_object_get_member (claims, "ver"), "\"1.0\"");
+  assert_json_equal (json_object_get_member (claims, "roles"), "[\"Mam.Read\",\"Mam.Write\"]");
+  assert_json_equal (json_object_get_member (claims, "aud"), "\"api://other\"");
+  assert_json_equal (json_object_get_member (claims, "extra"),
+                     "{\"a\":[1,2.5,null,true],\"s\":\"x y&z=%2B \\u00e9\"}");
+  assert_json_equal (json_object_get_member (claims, "tid"), "\"" TENANT "\"");
+  g_assert_false (json_object_has_member (claims, "scp"));
+  g_assert_false (json_object_has_member (claims, "oid"));
+  /* the rest of the defaults stay */
+  g_assert_true (json_object_has_member (claims, "iss"));
+  g_assert_true (json_object_has_member (claims, "exp"));
+  g_assert_true (json_object_has_member (claims, "nbf"));
+
+  /* signed with a published key: the validator gets past the signature */
+  identity = verify (f, token, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  g_assert_true (g_str_has_prefix (error->message, "version: this is a v1.0 access token"));
+}
+
+/* One change each, refused by the plugin for exactly that reason. */
+static void
+test_mint_refused_tokens (Fixture *f, gconstpointer data)
+{
+  g_autofree char *expired_at = g_strdup_printf ("exp=%" G_GINT64_FORMAT,
+                                                 g_get_real_time () / G_USEC_PER_SEC - 3600);
+  const struct {
+    const char *args[5];
+    GQuark domain;
+    int code;
+    const char *prefix;
+  } cases[] = {
+    { { "--claim", expired_at, NULL }, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN, "expired:" },
+    { { "--claim", "iss=\"https://login.example/other/v2.0\"", NULL }, MAMD_ERROR,
+      MAMD_ERROR_INVALID_TOKEN, "issuer:" },
+    { { "--claim", "aud=\"api://another-app\"", NULL }, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN,
+      "audience:" },
+    { { "--claim", "roles=[\"Mam.Read\"]", "--without", "scp", NULL }, MAMD_ERROR,
+      MAMD_ERROR_INVALID_TOKEN, "scope: this is an app-only token" },
+    { { "--without", "oid", NULL }, MAMD_ERROR, MAMD_ERROR_MISSING_AUTH_ACCOUNT, "" },
+    { { "--claim", "oid=42", NULL }, MAMD_ERROR, MAMD_ERROR_MISSING_AUTH_ACCOUNT, "" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *token = mint_v (f, TRUE, cases[i].args);
+      g_autoptr(MamdIdentity) identity = NULL;
+      g_autoptr(GError) error = NULL;
+
+      identity = verify (f, token, &error);
+      g_test_message ("%s %s -> %s", cases[i].args[0], cases[i].args[1],
+                      error != NULL ? error->message : "accepted");
+      g_assert_null (identity);
+      g_assert_error (error, cases[i].domain, cases[i].code);
+      g_assert_true (g_str_has_prefix (error->message, cases[i].prefix));
+    }
+}
+
+static char *
+nested_arrays (guint depth)
+{
+  GString *text = g_string_new ("deep=");
+
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c (text, '[');
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c (text, ']');
+  return g_string_free (text, FALSE);
+}
+
+/* Exit 2, nothing on stdout, and a message naming the problem. */
+static void
+test_mint_usage_errors (Fixture *f, gconstpointer data)
+{
+  g_autofree char *deep = nested_arrays (40);
+  const char *a = f->authority;
+  const struct {
+    const char *args[16];
+    const char *message;
+  } cases[] = {
+    { { "mint", "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE, "--oid", OID },
+      "mint needs --authority" },
+    { { "mint", "--authority", "http://192.0.2.1:8080", "--tenant", TENANT, "--client", CLIENT,
+        "--scope", SCOPE, "--oid", OID }, "not a loopback http:// authority" },
+    { { "mint", "--authority", a, "--client", CLIENT, "--scope", SCOPE, "--oid", OID },
+      "mint needs --tenant" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE },
+      "mint needs --oid, or a --claim or --without for the oid claim" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--scope", SCOPE, "--oid", OID },
+      "mint needs --client, or a --claim or --without for the aud claim" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--oid", OID,
+        "--claim", "roles=[]" }, "mint needs --scope" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "stray" }, "unexpected argument stray" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--lifetime", "0" }, "--lifetime takes 1 to 86400 seconds" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver" }, "--claim ver: expected NAME=JSON" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "=\"x\"" }, "the claim name is empty" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver=" }, "value of claim \"ver\" is not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver=\"1.0\" \"2.0\"" }, "trailing data" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "roles=[\"a\"] x" }, "trailing data" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "roles=[\"a\"" }, "not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "x={\"a\":1,\"a\":2}" }, "duplicate" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "x='single'" }, "not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "x=0x10" }, "not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", deep }, "not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver=1.0x" }, "not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver=two" }, "a string needs JSON quotes, e.g. 'ver=\"two\"'" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--without", "" }, "--without : the claim name is empty" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "ver=\"1.0\"", "--claim", "ver=\"2.0\"" },
+      "claim \"ver\" is set twice" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim", "oid=null", "--without", "oid" },
+      "claim \"oid\" is both set and removed" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--without", "oid", "--without", "oid" }, "claim \"oid\" is removed twice" },
+    /* refused by the server (400): still a usage error */
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--without", "oidd" },
+      "cannot remove claim \"oidd\": the token has no such claim" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--claim" }, "Missing argument for --claim" },
+    { { "rotate" }, "rotate needs --authority" },
+    { { "rotate", "--authority", "https://127.0.0.1:1" }, "not a loopback http:// authority" },
+    { { "rotate", "--authority", a, "now" }, "rotate: unexpected argument now" },
+    { { "serve", "--rotate-every", "0" }, "--rotate-every takes 1 to 2592000 seconds" },
+    { { "serve", "--rotate-every", "-5" }, "--rotate-every takes 1 to 2592000 seconds" },
+    { { "serve", "--rotate-every", "2592001" }, "--rotate-every takes 1 to 2592000 seconds" },
+    { { "serve", "--rotate-every", "soon" }, "soon" },
+    { { "frobnicate" }, "usage: mamd-dev-idp serve" },
+  };
+  g_auto(GStrv) kids_before = fetch_kids (f);
+  g_auto(GStrv) kids_after = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto(Run) run = { 0 };
+
+      run_idp_v (&run, cases[i].args);
+      g_assert_cmpint (run.status, ==, 2);
+      g_assert_cmpstr (run.out, ==, "");
+      if (strstr (run.err, cases[i].message) == NULL)
+        g_error ("case %u: expected \"%s\" in: %s", i, cases[i].message, run.err);
+    }
+  /* none of them reached the keys */
+  kids_after = fetch_kids (f);
+  g_assert_cmpstrv (kids_after, kids_before);
+}
+
+/* The form the CLI sends, spoken directly: repeated claim and without
+ * fields, strict decoding, the same checks as the CLI. */
+static void
+test_mint_endpoint (Fixture *f, gconstpointer data)
+{
+  const char *const refused[][2] = {
+    { "client=" CLIENT "&scope=" SCOPE "&oid=" OID, "field tenant is required" },
+    { "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE, "field oid is required unless" },
+    { "tenant=" TENANT "&tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID,
+      "field tenant given twice" },
+    { "tenant=" TENANT "&claims=x&client=" CLIENT "&scope=" SCOPE "&oid=" OID,
+      "unknown field claims" },
+    { "tenant=%ZZ&client=" CLIENT "&scope=" SCOPE "&oid=" OID, "not valid UTF-8" },
+    { "tenant=a%00b&client=" CLIENT "&scope=" SCOPE "&oid=" OID, "not valid UTF-8" },
+    { "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID "&claim=ver%3D1%202",
+      "trailing data" },
+    { "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID "&claim=%3D1",
+      "the claim name is empty" },
+    { "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID "&without=x",
+      "cannot remove claim \"x\"" },
+    { "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID "&lifetime=90000",
+      "lifetime: 1 to 86400 seconds" },
+  };
+  g_autofree char *body = NULL;
+  g_autofree char *big = NULL;
+  g_autoptr(JsonObject) header = NULL;
+  g_autoptr(JsonObject) claims = NULL;
+
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, "/mamd-dev/mint",
+                                  "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE
+                                  "&claim=ver%3D%221.0%22&claim=roles%3D%5B%22r%22%5D"
+                                  "&without=oid&without=nbf",
+                                  NULL, &body),
+                    ==, SOUP_STATUS_OK);
+  decode_token (body, &header, &claims);
+  assert_json_equal (json_object_get_member (claims, "ver"), "\"1.0\"");
+  assert_json_equal (json_object_get_member (claims, "roles"), "[\"r\"]");
+  g_assert_false (json_object_has_member (claims, "oid"));
+  g_assert_false (json_object_has_member (claims, "nbf"));
+  g_assert_cmpstr (json_object_get_string_member (claims, "scp"), ==, SCOPE);
+  g_clear_pointer (&body, g_free);
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, "/mamd-dev/mint", refused[i][0],
+                                      NULL, &body), ==, SOUP_STATUS_BAD_REQUEST);
+      if (strstr (body, refused[i][1]) == NULL)
+        g_error ("form %s: expected \"%s\" in: %s", refused[i][0], refused[i][1], body);
+      g_clear_pointer (&body, g_free);
+    }
+
+  big = g_strnfill (70 * 1024, 'a');
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, "/mamd-dev/mint", big, NULL, &body),
+                    ==, SOUP_STATUS_BAD_REQUEST);
+  g_assert_nonnull (strstr (body, "at most"));
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_GET, "/mamd-dev/mint", NULL, NULL, &body),
+                    ==, SOUP_STATUS_METHOD_NOT_ALLOWED);
+}
+
+/* ---- rotate ---- */
+
+static char *
+rotate (Fixture *f)
+{
+  g_auto(Run) run = { 0 };
+
+  run_idp (&run, "rotate", "--authority", f->authority);
+  g_assert_cmpint (run.status, ==, 0);
+  g_assert_cmpstr (run.err, ==, "");
+  g_strchomp (run.out);
+  g_assert_cmpstr (run.out, !=, "");
+  g_assert_null (strchr (run.out, '\n'));
+  return g_steal_pointer (&run.out);
+}
+
+static void
+test_rotate_on_demand (Fixture *f, gconstpointer data)
+{
+  g_auto(GStrv) kids0 = fetch_kids (f);
+  g_auto(GStrv) kids1 = NULL;
+  g_auto(GStrv) kids2 = NULL;
+  g_autofree char *token0 = mint (f, "--user", "before", NULL);
+  g_autofree char *kid0 = token_kid (token0);
+  g_autofree char *kid1 = NULL;
+  g_autofree char *kid2 = NULL;
+  g_autofree char *token1 = NULL;
+  g_autofree char *token1_kid = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *logged = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpuint (g_strv_length (kids0), ==, 1);
+  g_assert_cmpstr (kids0[0], ==, kid0);
+
+  kid1 = rotate (f);
+  g_assert_cmpstr (kid1, !=, kid0);
+  kids1 = fetch_kids (f);
+  g_assert_cmpstrv (kids1, ((const char *const[]) { kid1, kid0, NULL }));
+
+  /* new tokens carry the new kid; both verify against the JWKS */
+  token1 = mint (f, "--user", "after", NULL);
+  token1_kid = token_kid (token1);
+  g_assert_cmpstr (token1_kid, ==, kid1);
+  identity = verify (f, token1, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&identity, mamd_identity_free);
+  identity = verify (f, token0, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&identity, mamd_identity_free);
+
+  /* the key before the previous one is gone */
+  kid2 = rotate (f);
+  kids2 = fetch_kids (f);
+  g_assert_cmpstrv (kids2, ((const char *const[]) { kid2, kid1, NULL }));
+  identity = verify (f, token0, &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+  g_assert_null (identity);
+
+  log = read_log (f);
+  logged = g_strdup_printf ("rotated the signing key on request: new kid %s, previous kid %s",
+                            kid2, kid1);
+  g_assert_nonnull (strstr (log, logged));
+}
+
+/* Loopback only is the same guard as minting's; POST only; and a web page
+ * (Origin) cannot rotate behind the developer's back. */
+static void
+test_rotate_endpoint_refusals (Fixture *f, gconstpointer data)
+{
+  g_auto(GStrv) before = fetch_kids (f);
+  g_auto(GStrv) after = NULL;
+  g_autofree char *body = NULL;
+
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_GET, "/mamd-dev/rotate", NULL, NULL, &body),
+                    ==, SOUP_STATUS_METHOD_NOT_ALLOWED);
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, "/mamd-dev/rotate", "", "http://evil.example",
+                                  &body), ==, SOUP_STATUS_FORBIDDEN);
+  after = fetch_kids (f);
+  g_assert_cmpstrv (after, before);
+  g_clear_pointer (&body, g_free);
+
+  g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, "/mamd-dev/rotate", "", NULL, &body),
+                    ==, SOUP_STATUS_OK);
+  g_strchomp (body);
+  g_strfreev (after);
+  after = fetch_kids (f);
+  g_assert_cmpstrv (after, ((const char *const[]) { body, before[0], NULL }));
+}
+
+static void
+test_rotate_on_schedule (Fixture *f, gconstpointer data)
+{
+  g_auto(GStrv) initial = fetch_kids (f);
+  g_auto(GStrv) kids = NULL;
+  g_autofree char *token = NULL;
+  g_autofree char *kid = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *logged = NULL;
+  g_autoptr(MamdIdentity) identity = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + WAIT_SECONDS * G_USEC_PER_SEC;
+
+  g_assert_cmpuint (g_strv_length (initial), ==, 1);
+  for (;;)
+    {
+      kids = fetch_kids (f);
+      if (g_strv_length (kids) == 2)
+        break;
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_clear_pointer (&kids, g_strfreev);
+      g_usleep (G_USEC_PER_SEC / 10);
+    }
+  /* the first rotation: the new key first, the initial one still there */
+  g_assert_cmpstr (kids[1], ==, initial[0]);
+  g_assert_cmpstr (kids[0], !=, initial[0]);
+  log = read_log (f);
+  logged = g_strdup_printf ("rotated the signing key on schedule: new kid %s, previous kid %s",
+                            kids[0], initial[0]);
+  g_assert_nonnull (strstr (log, logged));
+
+  /* whichever key is current now, a new token no longer uses the first */
+  token = mint (f, "--user", "scheduled", NULL);
+  kid = token_kid (token);
+  g_assert_cmpstr (kid, !=, initial[0]);
+  identity = verify (f, token, &error);
+  g_assert_no_error (error);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const char *const every_second[] = { "--rotate-every", "1", NULL };
+
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/mamd/dev-idp/mint/default", Fixture, NULL, fixture_setup, test_mint_default,
+              fixture_teardown);
+  g_test_add ("/mamd/dev-idp/mint/chosen-claims", Fixture, NULL, fixture_setup,
+              test_mint_chosen_claims, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/mint/refused-tokens", Fixture, NULL, fixture_setup,
+              test_mint_refused_tokens, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/mint/usage-errors", Fixture, NULL, fixture_setup,
+              test_mint_usage_errors, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/mint/endpoint", Fixture, NULL, fixture_setup, test_mint_endpoint,
+              fixture_teardown);
+  g_test_add ("/mamd/dev-idp/rotate/on-demand", Fixture, NULL, fixture_setup,
+              test_rotate_on_demand, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/rotate/endpoint-refusals", Fixture, NULL, fixture_setup,
+              test_rotate_endpoint_refusals, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/rotate/on-schedule", Fixture, every_second, fixture_setup,
+              test_rotate_on_schedule, fixture_teardown);
+  return g_test_run ();
+}
