@@ -205,6 +205,16 @@ handle_check_access (MamdDbusCall *call, GVariant *parameters)
 }
 
 static void
+on_seq_result (MamdDbusCall *call, MamdEngineResult *result, GError *error)
+{
+  if (result == NULL) {
+    mamd_dbus_call_return_error (call, error);
+    return;
+  }
+  mamd_dbus_call_return_value (call, g_variant_new ("(t)", result->seq));
+}
+
+static void
 on_sign_out (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   MamdDbusCall *call = user_data;
@@ -212,11 +222,7 @@ on_sign_out (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(MamdEngineResult) result = NULL;
 
   result = mamd_engine_sign_out_finish (MAMD_ENGINE (source), res, &error);
-  if (result == NULL) {
-    mamd_dbus_call_return_error (call, error);
-    return;
-  }
-  mamd_dbus_call_return_value (call, NULL);
+  on_seq_result (call, result, error);
 }
 
 static void
@@ -230,16 +236,6 @@ handle_sign_out (MamdDbusCall *call, GVariant *parameters)
     return;
   mamd_engine_sign_out_async (call->engine, &call->caller, session_id, call->cancellable,
                               on_sign_out, call);
-}
-
-static void
-on_seq_result (MamdDbusCall *call, MamdEngineResult *result, GError *error)
-{
-  if (result == NULL) {
-    mamd_dbus_call_return_error (call, error);
-    return;
-  }
-  mamd_dbus_call_return_value (call, g_variant_new ("(t)", result->seq));
 }
 
 static void

@@ -320,6 +320,7 @@ test_session_objects (void)
   g_autofree char *object_id = NULL;
   const char *text;
   gboolean listed = FALSE;
+  guint64 seq = 0;
 
   result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000010", "ios",
                                      "dev", &path, &error);
@@ -362,8 +363,10 @@ test_session_objects (void)
   g_assert_cmpstr (object_id, ==, "0c0ffee0-0000-4000-8000-000000000010");
 
   /* signed out: the object disappears */
-  signed_out = mamd_test_daemon_call (d, "SignOut", g_variant_new ("(o)", path), NULL, &error);
+  signed_out = mamd_test_daemon_call (d, "SignOut", g_variant_new ("(o)", path), "(t)", &error);
   g_assert_no_error (error);
+  g_variant_get (signed_out, "(t)", &seq);
+  g_assert_cmpuint (seq, ==, last_event_seq (d));
   gone = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", path,
                                       "org.freedesktop.DBus.Properties", "GetAll",
                                       g_variant_new ("(s)", SESSION_IFACE),

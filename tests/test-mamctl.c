@@ -390,6 +390,7 @@ test_session_flow (Fixture *f, gconstpointer data)
 
   run_mamctl (f, &signout, "sign-out", s1);
   g_assert_cmpint (signout.status, ==, 0);
+  g_assert_nonnull (strstr (signout.out, "seq: "));
   run_mamctl (f, &gone, "check-access", s1);
   g_assert_cmpint (gone.status, ==, 1);
   g_assert_true (g_str_has_prefix (gone.err, "mamctl: "));

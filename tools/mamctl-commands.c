@@ -491,28 +491,6 @@ cmd_check_access (MamctlContext *ctx, int argc, char **argv, GError **error)
   return allowed ? MAMCTL_EXIT_OK : MAMCTL_EXIT_NOT_ALLOWED;
 }
 
-static int
-cmd_sign_out (MamctlContext *ctx, int argc, char **argv, GError **error)
-{
-  g_autoptr(GOptionContext) context = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autofree char *path = NULL;
-  g_autofree char *message = NULL;
-
-  context = mamctl_option_context_new (ctx, command_named ("sign-out"), NULL);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 1, 1, error))
-    return MAMCTL_EXIT_USAGE;
-  path = mamctl_session_path (argv[1], error);
-  if (path == NULL)
-    return MAMCTL_EXIT_USAGE;
-  reply = manager_call (ctx, "SignOut", g_variant_new ("(o)", path), "()", error);
-  if (reply == NULL)
-    return MAMCTL_EXIT_ERROR;
-  message = g_strdup_printf ("signed out %s", mamctl_session_id_from_path (path));
-  print_done (ctx, message);
-  return MAMCTL_EXIT_OK;
-}
-
 static void
 print_seq (MamctlContext *ctx, GVariant *reply)
 {
@@ -523,6 +501,28 @@ print_seq (MamctlContext *ctx, GVariant *reply)
     g_print ("{\n  \"seq\" : %" G_GUINT64_FORMAT "\n}\n", seq);
   else
     g_print ("seq: %" G_GUINT64_FORMAT "\n", seq);
+}
+
+static int
+cmd_sign_out (MamctlContext *ctx, int argc, char **argv, GError **error)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *path = NULL;
+
+  context = mamctl_option_context_new (ctx, command_named ("sign-out"), NULL);
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 1, 1, error))
+    return MAMCTL_EXIT_USAGE;
+  path = mamctl_session_path (argv[1], error);
+  if (path == NULL)
+    return MAMCTL_EXIT_USAGE;
+  reply = manager_call (ctx, "SignOut", g_variant_new ("(o)", path), "(t)", error);
+  if (reply == NULL)
+    return MAMCTL_EXIT_ERROR;
+  if (!ctx->json)
+    g_print ("signed out %s\n", mamctl_session_id_from_path (path));
+  print_seq (ctx, reply);
+  return MAMCTL_EXIT_OK;
 }
 
 static int
