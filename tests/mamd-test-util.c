@@ -23,3 +23,45 @@ mamd_test_rm_rf (const char *path)
   }
   g_rmdir (path);
 }
+
+char *
+mamd_test_build_path (const char *relpath)
+{
+  const char *root = g_getenv ("MAMD_BUILD_ROOT");
+
+  g_assert_nonnull (root);
+  return g_build_filename (root, relpath, NULL);
+}
+
+void
+mamd_test_run_clear (MamdTestRun *run)
+{
+  g_clear_pointer (&run->out, g_free);
+  g_clear_pointer (&run->err, g_free);
+}
+
+void
+mamd_test_run (GSubprocessLauncher *launcher, const char *relpath, const char *const *args,
+               MamdTestRun *run)
+{
+  g_autoptr(GSubprocessLauncher) plain = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+
+  if (launcher == NULL)
+    launcher = plain = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                  G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_ptr_array_add (argv, mamd_test_build_path (relpath));
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, g_strdup (args[i]));
+  g_ptr_array_add (argv, NULL);
+  proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  run->status = g_subprocess_get_exit_status (proc);
+  g_test_message ("%s %s -> %d\n%s%s", relpath, args[0] != NULL ? args[0] : "", run->status,
+                  run->out, run->err);
+}

@@ -22,6 +22,7 @@
 #include "mamd-oauth-jwks.h"
 #include "mamd-oauth-jwt.h"
 #include "mamd-plugin.h"
+#include "mamd-test-util.h"
 
 #define TENANT "3c9e1b2a-5d4f-4a6b-8c7d-9e0f1a2b3c4d"
 #define CLIENT "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
@@ -36,50 +37,11 @@ typedef struct {
   char *authority;
 } Fixture;
 
-typedef struct {
-  int status;
-  char *out;
-  char *err;
-} Run;
-
-static void
-run_clear (Run *run)
-{
-  g_clear_pointer (&run->out, g_free);
-  g_clear_pointer (&run->err, g_free);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
-
-static char *
-dev_idp_path (void)
-{
-  const char *root = g_getenv ("MAMD_BUILD_ROOT");
-
-  g_assert_nonnull (root);
-  return g_build_filename (root, "tools", "mamd-dev-idp", NULL);
-}
-
 /* Runs mamd-dev-idp with @args (NULL-terminated) to completion. */
 static void
-run_idp_v (Run *run, const char *const *args)
+run_idp_v (MamdTestRun *run, const char *const *args)
 {
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GError) error = NULL;
-
-  g_ptr_array_add (argv, dev_idp_path ());
-  for (guint i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, g_strdup (args[i]));
-  g_ptr_array_add (argv, NULL);
-  proc = g_subprocess_newv ((const char *const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  run->status = g_subprocess_get_exit_status (proc);
-  g_test_message ("mamd-dev-idp %s -> %d\n%s%s", args[0], run->status, run->out, run->err);
+  mamd_test_run (NULL, "tools/mamd-dev-idp", args, run);
 }
 
 #define run_idp(run, ...) \
@@ -112,7 +74,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->dir = g_dir_make_tmp ("mamd-dev-idp-XXXXXX", &error);
   g_assert_no_error (error);
   f->log_path = g_build_filename (f->dir, "serve.log", NULL);
-  g_ptr_array_add (argv, dev_idp_path ());
+  g_ptr_array_add (argv, mamd_test_build_path ("tools/mamd-dev-idp"));
   g_ptr_array_add (argv, g_strdup ("serve"));
   for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
     g_ptr_array_add (argv, g_strdup (extra[i]));
@@ -309,7 +271,7 @@ verify (Fixture *f, const char *token, GError **error)
 static char *
 mint_v (Fixture *f, gboolean with_identity, const char *const *args)
 {
-  g_auto(Run) run = { 0 };
+  g_auto(MamdTestRun) run = { 0 };
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   const char *const identity[] = { "--client", CLIENT, "--scope", SCOPE, "--oid", OID, NULL };
 
@@ -569,7 +531,7 @@ test_mint_usage_errors (Fixture *f, gconstpointer data)
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_auto(Run) run = { 0 };
+      g_auto(MamdTestRun) run = { 0 };
 
       run_idp_v (&run, cases[i].args);
       g_assert_cmpint (run.status, ==, 2);
@@ -647,7 +609,7 @@ test_mint_endpoint (Fixture *f, gconstpointer data)
 static char *
 rotate (Fixture *f)
 {
-  g_auto(Run) run = { 0 };
+  g_auto(MamdTestRun) run = { 0 };
 
   run_idp (&run, "rotate", "--authority", f->authority);
   g_assert_cmpint (run.status, ==, 0);

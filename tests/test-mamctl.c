@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 
 #include "mamd-test-daemon.h"
+#include "mamd-test-util.h"
 
 #define TENANT "8f2c6a7e-3b1d-4c5e-9a0f-1d2e3f4a5b6c"
 #define CLIENT "4b7e9d21-6c3a-4f8b-b2e1-9a8c7d6e5f40"
@@ -23,44 +24,12 @@ typedef struct {
   char *mamctl;
 } Fixture;
 
-typedef struct {
-  int status;
-  char *out;
-  char *err;
-} Run;
-
-static void
-run_clear (Run *run)
-{
-  g_clear_pointer (&run->out, g_free);
-  g_clear_pointer (&run->err, g_free);
-}
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
-
-static char *
-mamctl_path (void)
-{
-  const char *root = g_getenv ("MAMD_BUILD_ROOT");
-
-  g_assert_nonnull (root);
-  return g_build_filename (root, "tools", "mamctl", NULL);
-}
-
 /* Runs mamctl with @args (NULL-terminated) against @bus_address (NULL: no
  * MAMD_BUS_ADDRESS at all). */
 static void
-run_mamctl_v (const char *bus_address, Run *run, const char *const *args)
+run_mamctl_v (const char *bus_address, MamdTestRun *run, const char *const *args)
 {
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GError) error = NULL;
-  guint i;
-
-  g_ptr_array_add (argv, mamctl_path ());
-  for (i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, g_strdup (args[i]));
-  g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE
                                         | G_SUBPROCESS_FLAGS_STDERR_PIPE);
@@ -69,14 +38,7 @@ run_mamctl_v (const char *bus_address, Run *run, const char *const *args)
     g_subprocess_launcher_setenv (launcher, "MAMD_BUS_ADDRESS", bus_address, TRUE);
   else
     g_subprocess_launcher_unsetenv (launcher, "MAMD_BUS_ADDRESS");
-  proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, &run->out, &run->err, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  run->status = g_subprocess_get_exit_status (proc);
-  g_test_message ("mamctl %s -> %d\n%s%s", args[0] != NULL ? args[0] : "", run->status,
-                  run->out, run->err);
+  mamd_test_run (launcher, "tools/mamctl", args, run);
 }
 
 #define run_mamctl(f, run, ...) \
@@ -115,7 +77,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
 
-  f->mamctl = mamctl_path ();
+  f->mamctl = mamd_test_build_path ("tools/mamctl");
   f->daemon = mamd_test_daemon_new ();
   mamd_test_daemon_write_daemon_conf (f->daemon, NULL);
   mamd_test_daemon_write_license (f->daemon, "advanced",
@@ -144,7 +106,7 @@ static char *
 login (Fixture *f, const char *server, const char *object_id, const char *device,
        const char *expected_state)
 {
-  g_auto(Run) run = { 0 };
+  g_auto(MamdTestRun) run = { 0 };
   g_autofree char *cred_oid = g_strconcat ("--credential=object-id=", object_id, NULL);
   g_autofree char *dev = g_strconcat ("--device-id=", device, NULL);
   g_autofree char *state = NULL;
@@ -171,16 +133,16 @@ test_usage (Fixture *f, gconstpointer data)
     { "--system", "--session-bus", "status", NULL },
     { "status", "--no-such-option", NULL },
   };
-  g_auto(Run) none = { 0 };
-  g_auto(Run) help = { 0 };
-  g_auto(Run) cred = { 0 };
+  g_auto(MamdTestRun) none = { 0 };
+  g_auto(MamdTestRun) help = { 0 };
+  g_auto(MamdTestRun) cred = { 0 };
   guint i;
 
   run_mamctl_v (NULL, &none, (const char *const[]) { NULL });
   g_assert_cmpint (none.status, ==, 2);
   for (i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_auto(Run) run = { 0 };
+      g_auto(MamdTestRun) run = { 0 };
       run_mamctl_v (NULL, &run, cases[i]);
       g_assert_cmpint (run.status, ==, 2);
       g_assert_true (g_str_has_prefix (run.err, "mamctl: "));
@@ -200,8 +162,8 @@ test_usage (Fixture *f, gconstpointer data)
 static void
 test_unreachable (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) no_bus = { 0 };
-  g_auto(Run) no_mamd = { 0 };
+  g_auto(MamdTestRun) no_bus = { 0 };
+  g_auto(MamdTestRun) no_mamd = { 0 };
   g_autofree char *address = NULL;
   g_autofree char *dir = g_dir_make_tmp ("mamctl-test-XXXXXX", NULL);
 
@@ -221,8 +183,8 @@ test_unreachable (Fixture *f, gconstpointer data)
 static void
 test_status (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) human = { 0 };
-  g_auto(Run) json = { 0 };
+  g_auto(MamdTestRun) human = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
   g_autoptr(JsonNode) node = NULL;
   g_autofree char *licensed = NULL;
   JsonObject *obj;
@@ -265,10 +227,10 @@ find_by (JsonArray *array, const char *key, const char *value)
 static void
 test_servers_plugins (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) human = { 0 };
-  g_auto(Run) json = { 0 };
-  g_auto(Run) plugins = { 0 };
-  g_auto(Run) plugins_json = { 0 };
+  g_auto(MamdTestRun) human = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
+  g_auto(MamdTestRun) plugins = { 0 };
+  g_auto(MamdTestRun) plugins_json = { 0 };
   g_autoptr(JsonNode) node = NULL;
   g_autoptr(JsonNode) pnode = NULL;
   JsonObject *chat, *open, *test;
@@ -309,8 +271,8 @@ test_servers_plugins (Fixture *f, gconstpointer data)
 static void
 assert_access (Fixture *f, const char *session, int expected_status, gboolean allowed)
 {
-  g_auto(Run) human = { 0 };
-  g_auto(Run) json = { 0 };
+  g_auto(MamdTestRun) human = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
   g_autoptr(JsonNode) node = NULL;
   g_autofree char *field = NULL;
 
@@ -331,14 +293,14 @@ test_session_flow (Fixture *f, gconstpointer data)
 {
   g_autofree char *s1 = login (f, "chat", ALICE, "iphone-alice", "enrollment-required");
   g_autofree char *path = g_strconcat ("/org/mamd/Mamd1/session/", s1, NULL);
-  g_auto(Run) declined = { 0 };
-  g_auto(Run) success = { 0 };
-  g_auto(Run) sessions = { 0 };
-  g_auto(Run) sessions_json = { 0 };
-  g_auto(Run) by_path = { 0 };
-  g_auto(Run) by_id = { 0 };
-  g_auto(Run) signout = { 0 };
-  g_auto(Run) gone = { 0 };
+  g_auto(MamdTestRun) declined = { 0 };
+  g_auto(MamdTestRun) success = { 0 };
+  g_auto(MamdTestRun) sessions = { 0 };
+  g_auto(MamdTestRun) sessions_json = { 0 };
+  g_auto(MamdTestRun) by_path = { 0 };
+  g_auto(MamdTestRun) by_id = { 0 };
+  g_auto(MamdTestRun) signout = { 0 };
+  g_auto(MamdTestRun) gone = { 0 };
   g_autoptr(JsonNode) list = NULL;
   g_autoptr(JsonNode) props = NULL;
   g_autoptr(JsonNode) result = NULL;
@@ -400,13 +362,13 @@ static void
 test_wipe_flow (Fixture *f, gconstpointer data)
 {
   g_autofree char *s2 = login (f, "chat", BOB, "ipad-bob", "enrollment-required");
-  g_auto(Run) failed = { 0 };
-  g_auto(Run) wipes = { 0 };
-  g_auto(Run) wipes_json = { 0 };
-  g_auto(Run) refused = { 0 };
-  g_auto(Run) readd = { 0 };
-  g_auto(Run) ack = { 0 };
-  g_auto(Run) ack_again = { 0 };
+  g_auto(MamdTestRun) failed = { 0 };
+  g_auto(MamdTestRun) wipes = { 0 };
+  g_auto(MamdTestRun) wipes_json = { 0 };
+  g_auto(MamdTestRun) refused = { 0 };
+  g_auto(MamdTestRun) readd = { 0 };
+  g_auto(MamdTestRun) ack = { 0 };
+  g_auto(MamdTestRun) ack_again = { 0 };
   g_autoptr(JsonNode) list = NULL;
   g_autoptr(JsonNode) seq = NULL;
   g_autofree char *state = NULL;
@@ -454,11 +416,11 @@ test_wipe_flow (Fixture *f, gconstpointer data)
 static void
 test_errors_admin (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) no_server = { 0 };
-  g_auto(Run) no_session = { 0 };
-  g_auto(Run) reload = { 0 };
-  g_auto(Run) reload_json = { 0 };
-  g_auto(Run) sync = { 0 };
+  g_auto(MamdTestRun) no_server = { 0 };
+  g_auto(MamdTestRun) no_session = { 0 };
+  g_auto(MamdTestRun) reload = { 0 };
+  g_auto(MamdTestRun) reload_json = { 0 };
+  g_auto(MamdTestRun) sync = { 0 };
   g_autofree char *s = NULL;
 
   run_mamctl (f, &no_server, "login", "nosuch", "test", "--platform=ios", "--device-id=d",
@@ -487,9 +449,9 @@ test_errors_admin (Fixture *f, gconstpointer data)
 static void
 test_config_keys (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) human = { 0 };
-  g_auto(Run) json = { 0 };
-  g_auto(Run) md = { 0 };
+  g_auto(MamdTestRun) human = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
+  g_auto(MamdTestRun) md = { 0 };
   g_autoptr(JsonNode) node = NULL;
   JsonArray *keys;
   gboolean saw_enable = FALSE;
@@ -539,9 +501,9 @@ test_check (Fixture *f, gconstpointer data)
                                            "servers.d", "broken.conf", NULL);
   g_autofree char *oauth_dir = build_plugin_dir ("plugins/oauth");
   g_autofree char *plugin_opt = g_strconcat ("--plugin-dir=", oauth_dir, NULL);
-  g_auto(Run) good = { 0 };
-  g_auto(Run) good_json = { 0 };
-  g_auto(Run) broken = { 0 };
+  g_auto(MamdTestRun) good = { 0 };
+  g_auto(MamdTestRun) good_json = { 0 };
+  g_auto(MamdTestRun) broken = { 0 };
   g_autoptr(JsonNode) node = NULL;
   g_autoptr(GError) error = NULL;
   JsonObject *obj;
@@ -573,7 +535,7 @@ test_check (Fixture *f, gconstpointer data)
 /* Runs `mamctl check [--json] --plugin-dir=$MAMD_BUILD_ROOT/<plugins>` on a
  * configuration directory holding only servers.d/chat.conf = @server. */
 static void
-check_server (const char *plugins, const char *server, gboolean json, Run *run)
+check_server (const char *plugins, const char *server, gboolean json, MamdTestRun *run)
 {
   g_autofree char *dir = g_dir_make_tmp ("mamctl-check-XXXXXX", NULL);
   g_autofree char *servers_d = g_build_filename (dir, "servers.d", NULL);
@@ -599,8 +561,8 @@ check_server (const char *plugins, const char *server, gboolean json, Run *run)
 static void
 assert_check_fails (const char *plugins, const char *server, const char *const *what)
 {
-  g_auto(Run) run = { 0 };
-  g_auto(Run) json = { 0 };
+  g_auto(MamdTestRun) run = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
   g_autoptr(JsonNode) node = NULL;
   JsonObject *obj;
   JsonArray *problems;
@@ -639,8 +601,8 @@ assert_check_fails (const char *plugins, const char *server, const char *const *
 static void
 test_check_plugin_groups (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) good = { 0 };
-  g_auto(Run) good_json = { 0 };
+  g_auto(MamdTestRun) good = { 0 };
+  g_auto(MamdTestRun) good_json = { 0 };
   g_autoptr(JsonNode) node = NULL;
 
   check_server ("tests/plugins", SERVER_HEAD "AuthService=test\n[test]\nDelayMs=5\nGate=open\n",
@@ -672,7 +634,7 @@ test_check_plugin_groups (Fixture *f, gconstpointer data)
 static void
 test_check_office365 (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) good = { 0 };
+  g_auto(MamdTestRun) good = { 0 };
 
   check_server ("plugins/oauth",
                 SERVER_HEAD "AuthService=office365\n[office365]\nClockSkew=60\nHttpTimeout=5\n",
@@ -698,8 +660,8 @@ test_check_office365 (Fixture *f, gconstpointer data)
 static void
 test_check_broken_plugins (Fixture *f, gconstpointer data)
 {
-  g_auto(Run) human = { 0 };
-  g_auto(Run) json = { 0 };
+  g_auto(MamdTestRun) human = { 0 };
+  g_auto(MamdTestRun) json = { 0 };
   g_autoptr(JsonNode) node = NULL;
   JsonArray *warnings;
   gboolean saw_abi = FALSE;
