@@ -47,7 +47,8 @@ static const MamdConfigKey config_keys[] = {
   { SERVER_FILE, "Server", "AllowedPlatforms", "string list", "ios;android",
     "Mobile platforms that may sign in: ios, android" },
   { SERVER_FILE, "Server", "AutoCreateUsers", "boolean", "true",
-    "Whether a first sign-in may create the user record (methods that support it)" },
+    "Whether a first sign-in may create the user record, through methods whose plugin "
+    "creates users (office365; not saml)" },
 };
 
 static const char *const known_platforms[] = { "ios", "android" };

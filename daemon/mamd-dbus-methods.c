@@ -438,6 +438,8 @@ capabilities_variant (MamdPluginCapabilities caps)
     g_variant_builder_add (&builder, "s", "directory-sync");
   if (caps & MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE)
     g_variant_builder_add (&builder, "s", "mam-auth-service");
+  if (caps & MAMD_PLUGIN_CAP_CREATES_USERS)
+    g_variant_builder_add (&builder, "s", "creates-users");
   return g_variant_builder_end (&builder);
 }
 

@@ -248,14 +248,10 @@ sign_in_match_user (MamdEngine *self, MamdEngineServer *srv, SignInData *sd,
   *create = FALSE;
   if (g_hash_table_contains (self->users, key))
     return TRUE;
-  if (!srv->config->auto_create_users) {
-    g_set_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH,
-                 "no user of auth service %s on server %s has objectId %s: users must "
-                 "exist (first web login or LDAP provisioning) and be matched by Azure AD "
-                 "objectId, never email or UPN",
-                 sd->method, sd->server_id, identity->object_id);
+  if (!mamd_policy_may_create_user (srv->config, sd->method,
+                                    mamd_plugin_get_capabilities (sd->plugin),
+                                    identity->object_id, error))
     return FALSE;
-  }
   *create = TRUE;
   return TRUE;
 }

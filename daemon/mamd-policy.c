@@ -462,3 +462,23 @@ mamd_policy_reevaluate (const MamdSessionRecord *session, const MamdServerConfig
     *new_reason = g_intern_string (reason);
   return *new_state != state || now_required != session->mam_required;
 }
+
+/* ---- users ---- */
+
+gboolean
+mamd_policy_may_create_user (const MamdServerConfig *server, const char *method,
+                             MamdPluginCapabilities caps, const char *object_id, GError **error)
+{
+  const char *why;
+
+  if (server->auto_create_users && (caps & MAMD_PLUGIN_CAP_CREATES_USERS) != 0)
+    return TRUE;
+  why = !server->auto_create_users ? "AutoCreateUsers is off for this server"
+                                   : "sign-ins through this method never create users";
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH,
+               "no user of auth service %s on server %s has objectId %s (%s): users must "
+               "exist (first web login or LDAP provisioning) and be matched by Azure AD "
+               "objectId, never email or UPN",
+               method, server->id, object_id, why);
+  return FALSE;
+}

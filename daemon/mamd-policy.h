@@ -39,6 +39,14 @@ gboolean mamd_policy_mam_required (const MamdServerConfig *server, const char *m
  * Scope, the plugin's own check). FALSE with the error naming it. */
 gboolean mamd_policy_check_gate (const MamdGateInput *input, GError **error);
 
+/* Whether a sign-in of @method on @server may create the missing user
+ * record of @object_id: the server's AutoCreateUsers and the plugin's
+ * MAMD_PLUGIN_CAP_CREATES_USERS (@caps) must both allow it. FALSE with
+ * MAMD_ERROR_USER_MISMATCH naming which does not. */
+gboolean mamd_policy_may_create_user (const MamdServerConfig *server, const char *method,
+                                      MamdPluginCapabilities caps, const char *object_id,
+                                      GError **error);
+
 /* A caller-supplied string: non-empty, valid UTF-8, at most
  * MAMD_POLICY_MAX_ARG_LEN bytes; MAMD_ERROR_INVALID_ARGS naming @what. */
 gboolean mamd_policy_check_arg (const char *what, const char *value, GError **error);

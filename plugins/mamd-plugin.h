@@ -94,6 +94,10 @@ typedef enum {
   MAMD_PLUGIN_CAP_SIGN_IN = 1 << 0,          /* authenticates credentials */
   MAMD_PLUGIN_CAP_DIRECTORY_SYNC = 1 << 1,   /* provisions users proactively */
   MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE = 1 << 2, /* may be a server's AuthService */
+  /* a first sign-in may create the user record (where the server's
+   * AutoCreateUsers allows it), as an OAuth sign-in may; without it users
+   * must exist already (SAML: first web login or LDAP provisioning) */
+  MAMD_PLUGIN_CAP_CREATES_USERS = 1 << 3,
 } MamdPluginCapabilities;
 
 #define MAMD_TYPE_PLUGIN (mamd_plugin_get_type ())

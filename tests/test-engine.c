@@ -181,7 +181,8 @@ test_sign_in_user_mismatch (Fixture *fx, gconstpointer data)
   engine_start (fx);
   assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH,
                         "no user of auth service test on server chat has objectId " ALICE
-                        ": users must exist (first web login or LDAP provisioning) and be "
+                        " (AutoCreateUsers is off for this server): users must exist (first "
+                        "web login or LDAP provisioning) and be "
                         "matched by Azure AD objectId, never email or UPN");
   g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 0);
 }

@@ -234,6 +234,7 @@ test_servers_plugins (Fixture *f, gconstpointer data)
   g_autoptr(JsonNode) node = NULL;
   g_autoptr(JsonNode) pnode = NULL;
   JsonObject *chat, *open, *test;
+  JsonArray *caps;
 
   run_mamctl (f, &human, "servers");
   g_assert_cmpint (human.status, ==, 0);
@@ -265,7 +266,13 @@ test_servers_plugins (Fixture *f, gconstpointer data)
   test = find_by (json_node_get_array (pnode), "method", "test");
   g_assert_nonnull (test);
   g_assert_true (json_object_get_boolean_member (test, "enabled"));
-  g_assert_true (json_object_has_member (test, "capabilities"));
+  caps = json_object_get_array_member (test, "capabilities");
+  g_assert_nonnull (caps);
+  g_assert_cmpuint (json_array_get_length (caps), ==, 4);
+  g_assert_cmpstr (json_array_get_string_element (caps, 0), ==, "sign-in");
+  g_assert_cmpstr (json_array_get_string_element (caps, 1), ==, "directory-sync");
+  g_assert_cmpstr (json_array_get_string_element (caps, 2), ==, "mam-auth-service");
+  g_assert_cmpstr (json_array_get_string_element (caps, 3), ==, "creates-users");
 }
 
 static void

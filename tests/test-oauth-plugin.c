@@ -158,7 +158,8 @@ test_module (void)
 
   g_assert_cmpstr (mamd_plugin_get_method (plugin), ==, "office365");
   g_assert_cmpint (mamd_plugin_get_capabilities (plugin), ==,
-                   MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE);
+                   MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE |
+                   MAMD_PLUGIN_CAP_CREATES_USERS);
 }
 
 static void

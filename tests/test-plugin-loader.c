@@ -170,7 +170,7 @@ test_good_dir (void)
   g_assert_cmpstr (entry->method, ==, "test");
   g_assert_cmpint (entry->capabilities, ==,
                    MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_DIRECTORY_SYNC |
-                   MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE);
+                   MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE | MAMD_PLUGIN_CAP_CREATES_USERS);
   g_assert_null (entry->disabled_reason);
   g_assert_true (MAMD_IS_PLUGIN (entry->plugin));
 

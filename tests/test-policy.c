@@ -11,6 +11,7 @@
 #define TENANT "4a7c5e1d-3b2f-4c8e-9d6a-1f0e2b3c4d5e"
 #define CLIENT "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 #define NOW 1900000000
+#define OID "6e8d4e7b-2b0c-4c5b-9f1f-3d3e4f5a6b7c"
 
 typedef struct {
   MamdServerConfig server;
@@ -565,6 +566,33 @@ test_reevaluate (Fixture *fx, gconstpointer data)
   g_assert_cmpint (state, ==, MAMD_SESSION_STATE_REVOKED);
 }
 
+/* A first sign-in creates the user only where both the server
+ * (AutoCreateUsers) and the method's plugin (CAP_CREATES_USERS) allow it. */
+static void
+test_create_user (Fixture *fx, gconstpointer data)
+{
+  const MamdPluginCapabilities oauth = MAMD_PLUGIN_CAP_SIGN_IN |
+                                       MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE |
+                                       MAMD_PLUGIN_CAP_CREATES_USERS;
+  /* like a SAML plugin: its users must exist already */
+  const MamdPluginCapabilities saml = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (mamd_policy_may_create_user (&fx->server, "office365", oauth, OID, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (mamd_policy_may_create_user (&fx->server, "saml", saml, OID, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH);
+  g_assert_nonnull (strstr (error->message, "sign-ins through this method never create users"));
+  g_assert_nonnull (strstr (error->message, "first web login or LDAP provisioning"));
+  g_clear_error (&error);
+
+  fx->server.auto_create_users = FALSE;
+  g_assert_false (mamd_policy_may_create_user (&fx->server, "office365", oauth, OID, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH);
+  g_assert_nonnull (strstr (error->message, "AutoCreateUsers is off"));
+}
+
 #define ADD(path, func) \
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
@@ -598,6 +626,7 @@ main (int argc, char **argv)
   ADD ("/mamd/policy/transitions/reasons", test_enrollment_reasons);
   ADD ("/mamd/policy/access", test_access);
   ADD ("/mamd/policy/reevaluate", test_reevaluate);
+  ADD ("/mamd/policy/create-user", test_create_user);
 
   return g_test_run ();
 }

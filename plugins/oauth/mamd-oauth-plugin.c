@@ -473,7 +473,9 @@ mamd_oauth_plugin_class_init (MamdOauthPluginClass *klass)
   G_OBJECT_CLASS (klass)->dispose = mamd_oauth_plugin_dispose;
   plugin_class->method = "office365";
   plugin_class->description = "Entra ID (OpenID Connect) v2 access tokens, MAM service permission";
-  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE;
+  /* PRODUCT.md: an office365 sign-in may create the user on first login */
+  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE |
+                               MAMD_PLUGIN_CAP_CREATES_USERS;
   plugin_class->load_config = oauth_load_config;
   plugin_class->config_activate = oauth_config_activate;
   plugin_class->authenticate_async = oauth_authenticate_async;

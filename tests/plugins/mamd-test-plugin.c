@@ -6,7 +6,8 @@
  * Written against the installed <mamd-plugin.h> only, like any outside
  * plugin.
  *
- * Method "test", capabilities SIGN_IN | DIRECTORY_SYNC | MAM_AUTH_SERVICE.
+ * Method "test", capabilities SIGN_IN | DIRECTORY_SYNC | MAM_AUTH_SERVICE |
+ * CREATES_USERS.
  *
  * Config group [test] (all optional; unknown keys are errors):
  *   Users    list of "objectId:userName" returned by directory sync, with
@@ -387,7 +388,8 @@ mamd_test_plugin_class_init (MamdTestPluginClass *klass)
   plugin_class->description = "test plugin: trusts the identity in its credential (tests and demo only)";
   plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN |
                                MAMD_PLUGIN_CAP_DIRECTORY_SYNC |
-                               MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE;
+                               MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE |
+                               MAMD_PLUGIN_CAP_CREATES_USERS;
   plugin_class->load_config = test_load_config;
   plugin_class->authenticate_async = test_authenticate_async;
   plugin_class->authenticate_finish = test_authenticate_finish;
