@@ -470,18 +470,6 @@ handle_list_plugins (MamdDbusCall *call, GVariant *parameters)
   mamd_dbus_call_return_value (call, g_variant_new ("(aa{sv})", &list));
 }
 
-static gboolean
-caller_sees_wipe (const MamdDbusCall *call, const MamdWipeRecord *wipe)
-{
-  const MamdSessionRecord *rec;
-
-  if (call->caller.is_admin)
-    return TRUE;
-  rec = wipe->session_id != NULL ? mamd_engine_lookup_session (call->engine, wipe->session_id)
-                                 : NULL;
-  return rec != NULL && rec->owner_uid == call->caller.uid;
-}
-
 static void
 handle_list_wipes (MamdDbusCall *call, GVariant *parameters)
 {
@@ -493,7 +481,8 @@ handle_list_wipes (MamdDbusCall *call, GVariant *parameters)
     const MamdWipeRecord *wipe = g_ptr_array_index (wipes, i);
     GVariantBuilder dict;
 
-    if (!caller_sees_wipe (call, wipe))
+    /* a client sees the wipes it may acknowledge */
+    if (!mamd_engine_caller_may_ack_wipe (call->engine, &call->caller, wipe))
       continue;
     g_variant_builder_init (&dict, G_VARIANT_TYPE_VARDICT);
     g_variant_builder_add (&dict, "{sv}", "id", g_variant_new_string (wipe->id));

@@ -645,12 +645,13 @@ mamd_engine_readd_server_finish (MamdEngine *self, GAsyncResult *result, GError 
 
 /* ---- wipe acknowledgement ---- */
 
-/* Who may acknowledge a wipe: an administrator, or a caller that owns a
- * session (in any state, revoked ones included) on the wipe's device, that
- * is the client app acting for that device. The revoked session a wipe
- * came from is kept while the wipe is pending (maintenance). */
-static gboolean
-caller_may_ack (MamdEngine *self, const MamdCaller *caller, const MamdWipeRecord *wipe)
+/* An administrator, or a caller that owns a session (in any state, revoked
+ * ones included) on the wipe's device, that is the client app acting for
+ * that device. The revoked session a wipe came from is kept while the wipe
+ * is pending (maintenance). */
+gboolean
+mamd_engine_caller_may_ack_wipe (MamdEngine *self, const MamdCaller *caller,
+                                 const MamdWipeRecord *wipe)
 {
   GHashTableIter iter;
   gpointer value;
@@ -688,7 +689,7 @@ mamd_engine_ack_wipe_async (MamdEngine *self, const MamdCaller *caller, const ch
                              wipe_id != NULL && mamd_id_is_valid (wipe_id) ? wipe_id : "");
     return;
   }
-  if (!caller_may_ack (self, caller, wipe)) {
+  if (!mamd_engine_caller_may_ack_wipe (self, caller, wipe)) {
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED,
                              "wipe %s is for a device where uid %u has no session: only "
                              "the device's client or an administrator may acknowledge it",

@@ -458,7 +458,15 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   b2 = sign_in_ok (fx, &user1, "beta", BOB, "ios", "dev-d");
   g_assert_cmpint (b2->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
 
-  /* the wipe is acknowledged by the device's client only */
+  /* the wipe is seen and acknowledged by the device's client only */
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_true (mamd_engine_caller_may_ack_wipe (fx->engine, &user1,
+                                                  g_ptr_array_index (wipes, 0)));
+  g_assert_true (mamd_engine_caller_may_ack_wipe (fx->engine, &admin,
+                                                  g_ptr_array_index (wipes, 0)));
+  g_assert_false (mamd_engine_caller_may_ack_wipe (fx->engine, &user2,
+                                                   g_ptr_array_index (wipes, 0)));
+  g_clear_pointer (&wipes, g_ptr_array_unref);
   result = ack_wipe (fx, &user2, wipe_id, &error);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED);
   g_clear_error (&error);
