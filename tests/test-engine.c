@@ -204,6 +204,87 @@ test_sign_in_created_user (Fixture *fx, gconstpointer data)
   assert_sign_in_fails (fx, "chat", BOB, "ios", "dev-2", MAMD_ERROR_USER_MISMATCH, NULL);
 }
 
+/* An in-process sign-in plugin without MAMD_PLUGIN_CAP_CREATES_USERS, as a
+ * SAML plugin will be: it trusts the object-id of its credential. */
+G_DECLARE_FINAL_TYPE (StrictPlugin, strict_plugin, STRICT, PLUGIN, MamdPlugin)
+struct _StrictPlugin {
+  MamdPlugin parent_instance;
+};
+G_DEFINE_FINAL_TYPE (StrictPlugin, strict_plugin, MAMD_TYPE_PLUGIN)
+
+static GObject *
+strict_load_config (MamdPlugin *plugin, const char *server_id, const char *tenant_id,
+                    const char *client_id, GKeyFile *keyfile, const char *group,
+                    GError **error)
+{
+  return g_object_new (G_TYPE_OBJECT, NULL);
+}
+
+static void
+strict_authenticate_async (MamdPlugin *plugin, GObject *config, GVariant *credential,
+                           GCancellable *cancellable, GAsyncReadyCallback callback,
+                           gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (plugin, cancellable, callback, user_data);
+  const char *object_id = NULL;
+  GError *error = NULL;
+  MamdIdentity *identity;
+
+  g_variant_lookup (credential, "object-id", "&s", &object_id);
+  identity = mamd_identity_new (object_id, TENANT, NULL, "objectId", "strict", &error);
+  if (identity == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, identity, (GDestroyNotify) mamd_identity_free);
+}
+
+static MamdIdentity *
+strict_authenticate_finish (MamdPlugin *plugin, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+strict_plugin_class_init (StrictPluginClass *klass)
+{
+  MamdPluginClass *plugin_class = MAMD_PLUGIN_CLASS (klass);
+
+  plugin_class->method = "strict";
+  plugin_class->description = "sign-in without creating users (test)";
+  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_MAM_AUTH_SERVICE;
+  plugin_class->load_config = strict_load_config;
+  plugin_class->authenticate_async = strict_authenticate_async;
+  plugin_class->authenticate_finish = strict_authenticate_finish;
+}
+
+static void
+strict_plugin_init (StrictPlugin *self)
+{
+}
+
+/* A method whose plugin does not create users never does, whatever
+ * AutoCreateUsers says; one that does (the test plugin) still may. */
+static void
+test_sign_in_plugin_creates_no_users (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdPlugin) strict = g_object_new (strict_plugin_get_type (), NULL);
+  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(MamdEngineResult) created = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (mamd_plugin_loader_add (fx->loader, strict, &error));
+  g_assert_no_error (error);
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=true\n[strict]\n"));
+  engine_start (fx);
+  result = sign_in_full (fx, &user1, "chat", "strict", cred, "ios", "dev-1", NULL, &error);
+  g_assert_null (result);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH);
+  g_assert_nonnull (strstr (error->message, "sign-ins through this method never create users"));
+  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 0);
+  created = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+}
+
 static void
 test_sign_in_cancel (Fixture *fx, gconstpointer data)
 {
@@ -593,6 +674,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/sign-in/errors", test_sign_in_errors);
   ADD ("/mamd/engine/sign-in/user-mismatch", test_sign_in_user_mismatch);
   ADD ("/mamd/engine/sign-in/created-user", test_sign_in_created_user);
+  ADD ("/mamd/engine/sign-in/plugin-creates-no-users", test_sign_in_plugin_creates_no_users);
   ADD ("/mamd/engine/sign-in/cancel", test_sign_in_cancel);
   ADD ("/mamd/engine/gate/not-licensed", test_gate_not_licensed);
   ADD ("/mamd/engine/gate/forbidden", test_gate_forbidden);
