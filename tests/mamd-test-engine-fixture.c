@@ -331,6 +331,16 @@ report (Fixture *fx, const MamdCaller *caller, const char *session, MamdEnrollme
   return mamd_engine_report_enrollment_finish (fx->engine, res, error);
 }
 
+MamdEngineResult *
+ack_wipe (Fixture *fx, const MamdCaller *caller, const char *wipe, GError **error)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+
+  mamd_engine_ack_wipe_async (fx->engine, caller, wipe, NULL, got_result, fx);
+  res = wait_result (fx);
+  return mamd_engine_ack_wipe_finish (fx->engine, res, error);
+}
+
 MamdSessionState
 state_of (Fixture *fx, const char *session)
 {

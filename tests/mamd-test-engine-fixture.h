@@ -83,6 +83,8 @@ void assert_sign_in_fails (Fixture *fx, const char *server, const char *object_i
                            const char *platform, const char *device, gint code, const char *needle);
 MamdEngineResult *report (Fixture *fx, const MamdCaller *caller, const char *session,
                           MamdEnrollmentOutcome outcome, gint status, GError **error);
+MamdEngineResult *ack_wipe (Fixture *fx, const MamdCaller *caller, const char *wipe,
+                            GError **error);
 
 /* ---- inspecting ---- */
 

@@ -281,7 +281,6 @@ test_wipe_ack_late (Fixture *fx, gconstpointer data)
   g_autoptr(MamdEngineResult) session = NULL;
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(MamdEngineResult) acked = NULL;
-  g_autoptr(GAsyncResult) res = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) wipes = NULL;
   g_autofree char *wipe_id = NULL;
@@ -299,10 +298,7 @@ test_wipe_ack_late (Fixture *fx, gconstpointer data)
   wipes = mamd_engine_list_wipes (fx->engine);
   g_assert_cmpuint (wipes->len, ==, 1);
   wipe_id = g_strdup (((MamdWipeRecord *) g_ptr_array_index (wipes, 0))->id);
-  mamd_engine_ack_wipe_async (fx->engine, &user1, wipe_id, NULL, got_result, fx);
-  res = wait_result (fx);
-  acked = mamd_engine_ack_wipe_finish (fx->engine, res, &error);
-  g_clear_object (&res); /* the task holds the engine */
+  acked = ack_wipe (fx, &user1, wipe_id, &error);
   g_assert_no_error (error);
   g_assert_nonnull (acked);
   engine_stop (fx);

@@ -37,16 +37,6 @@ readd (Fixture *fx, const char *server, const char *device, GError **error)
   return mamd_engine_readd_server_finish (fx->engine, res, error);
 }
 
-static MamdEngineResult *
-ack_wipe (Fixture *fx, const MamdCaller *caller, const char *wipe, GError **error)
-{
-  g_autoptr(GAsyncResult) res = NULL;
-
-  mamd_engine_ack_wipe_async (fx->engine, caller, wipe, NULL, got_result, fx);
-  res = wait_result (fx);
-  return mamd_engine_ack_wipe_finish (fx->engine, res, error);
-}
-
 /* ---- sign-in ---- */
 
 static void
