@@ -433,7 +433,17 @@ mamd_policy_reevaluate (const MamdSessionRecord *session, const MamdServerConfig
 
   now_required = mamd_policy_mam_required (server, session->method);
   *new_mam_required = now_required;
-  if (now_required && state == MAMD_SESSION_STATE_ACTIVE) {
+  /* whatever its state, a session MAM applies to must be of the server's
+   * tenant: one signed in for another tenant (before a TenantId change, or
+   * while MAM did not apply) may never enroll under this one */
+  if (now_required && server->tenant_id != NULL &&
+      g_strcmp0 (session->tenant_id, server->tenant_id) != 0) {
+    reason = g_strdup_printf ("Intune MAM for server %s expects tenant %s but the session is "
+                              "for tenant %s: sign in again with an account of that tenant",
+                              server->id, server->tenant_id,
+                              session->tenant_id != NULL ? session->tenant_id : "(none)");
+    *new_state = MAMD_SESSION_STATE_REVOKED;
+  } else if (now_required && state == MAMD_SESSION_STATE_ACTIVE) {
     if (g_strcmp0 (session->platform, "ios") != 0) {
       reason = g_strdup_printf ("Intune MAM now applies to server %s but supports iOS only; "
                                 "Android is not supported yet (UnsupportedPlatform): "
@@ -445,13 +455,6 @@ mamd_policy_reevaluate (const MamdSessionRecord *session, const MamdServerConfig
                                 server->id);
       *new_state = MAMD_SESSION_STATE_ENROLLMENT_REQUIRED;
     }
-  } else if (now_required && state == MAMD_SESSION_STATE_ENROLLED &&
-             server->tenant_id != NULL &&
-             g_strcmp0 (session->tenant_id, server->tenant_id) != 0) {
-    reason = g_strdup_printf ("tenant changed for server %s (the session is for tenant %s, "
-                              "the server now expects %s): sign in again",
-                              server->id, session->tenant_id, server->tenant_id);
-    *new_state = MAMD_SESSION_STATE_REVOKED;
   } else if (!now_required && (state == MAMD_SESSION_STATE_ENROLLMENT_REQUIRED ||
                                state == MAMD_SESSION_STATE_DECLINED)) {
     reason = g_strdup_printf ("Intune MAM no longer applies to server %s", server->id);

@@ -535,14 +535,34 @@ test_reevaluate (Fixture *fx, gconstpointer data)
   g_assert_false (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
   g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ACTIVE);
 
-  /* enrolled, tenant changed */
-  session_init (&rec, MAMD_SESSION_STATE_ENROLLED, "office365", "ios", TRUE);
-  g_assert_false (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
-  fx->server.tenant_id = (char *) "99999999-9999-4999-8999-999999999999";
-  g_assert_true (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
-  g_assert_cmpint (state, ==, MAMD_SESSION_STATE_REVOKED);
-  g_assert_nonnull (strstr (reason, "sign in again"));
-  fx->server.tenant_id = (char *) TENANT;
+  /* tenant changed: every live state MAM applies to is revoked, including a
+   * session signed in while MAM did not apply, whatever its platform */
+  {
+    static const MamdSessionState live[] = {
+      MAMD_SESSION_STATE_ACTIVE, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED,
+      MAMD_SESSION_STATE_DECLINED, MAMD_SESSION_STATE_ENROLLED,
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (live); i++) {
+      gboolean was_required = live[i] != MAMD_SESSION_STATE_ACTIVE;
+
+      session_init (&rec, live[i], "office365", "ios", was_required);
+      fx->server.tenant_id = (char *) TENANT;
+      g_assert_cmpint (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason),
+                       ==, !was_required);
+      g_assert_cmpint (state, !=, MAMD_SESSION_STATE_REVOKED);
+      fx->server.tenant_id = (char *) "99999999-9999-4999-8999-999999999999";
+      g_assert_true (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+      g_assert_cmpint (state, ==, MAMD_SESSION_STATE_REVOKED);
+      g_assert_nonnull (strstr (reason, "expects tenant 99999999-9999-4999-8999-999999999999"));
+      g_assert_nonnull (strstr (reason, "sign in again"));
+    }
+    /* a session MAM does not apply to keeps any tenant */
+    session_init (&rec, MAMD_SESSION_STATE_ACTIVE, "saml", "ios", FALSE);
+    g_assert_false (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+    g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ACTIVE);
+    fx->server.tenant_id = (char *) TENANT;
+  }
 
   /* MAM no longer applies */
   fx->server.enable = FALSE;
