@@ -100,6 +100,10 @@ check_policy (MamdEngine *self, MamdEngineServer *srv, const char *method,
 
 /* ---- sign-in ---- */
 
+/* authentications of one sign-in when reloads keep replacing its method's
+ * configuration */
+#define SIGN_IN_MAX_ATTEMPTS 3
+
 typedef struct {
   MamdCaller caller;
   char *server_id;
@@ -109,6 +113,8 @@ typedef struct {
   char *decision_id;
   MamdPlugin *plugin;
   GObject *plugin_config;
+  GVariant *credential; /* kept only to check it again after a reload */
+  guint attempts;
 } SignInData;
 
 static void
@@ -123,6 +129,7 @@ sign_in_data_free (gpointer data)
   g_free (sd->decision_id);
   g_clear_object (&sd->plugin);
   g_clear_object (&sd->plugin_config);
+  g_clear_pointer (&sd->credential, g_variant_unref);
   g_free (sd);
 }
 
@@ -212,8 +219,44 @@ mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const cha
   sd->method = g_strdup (method);
   sd->platform = g_strdup (platform);
   sd->device_id = g_strdup (device_id);
+  sd->credential = g_variant_ref (credential);
+  sd->attempts = 1;
   mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, credential, cancellable,
                                   sign_in_auth_cb, g_steal_pointer (&task));
+}
+
+/* A reload may have replaced the method's configuration while the plugin
+ * ran. Nothing is accepted under settings that no longer hold (an old
+ * ClientId, scope or issuer): the credential is authenticated again under
+ * the live configuration, a bounded number of times. TRUE when it was
+ * started again (the task went with it); FALSE with @error when the method
+ * is gone, FALSE without when the configuration is still the live one. */
+static gboolean
+sign_in_restart_if_stale (MamdEngine *self, GTask **task, SignInData *sd, GError **error)
+{
+  g_autoptr(MamdPlugin) plugin = NULL;
+  g_autoptr(GObject) config = NULL;
+  MamdEngineServer *srv = find_server (self, sd->server_id, error);
+  GCancellable *cancellable;
+
+  if (srv == NULL || !sign_in_find_plugin (self, srv, sd->method, &plugin, &config, error))
+    return FALSE;
+  if (config == sd->plugin_config)
+    return FALSE;
+  if (sd->attempts >= SIGN_IN_MAX_ATTEMPTS) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_BUSY,
+                 "the configuration of server %s changed %u times during the sign-in: "
+                 "sign in again",
+                 sd->server_id, sd->attempts);
+    return FALSE;
+  }
+  sd->attempts++;
+  g_set_object (&sd->plugin, plugin);
+  g_set_object (&sd->plugin_config, config);
+  cancellable = g_task_get_cancellable (*task);
+  mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, sd->credential, cancellable,
+                                  sign_in_auth_cb, g_steal_pointer (task));
+  return TRUE;
 }
 
 /* After authentication: the world may have changed while the plugin ran. */
@@ -335,6 +378,17 @@ sign_in_auth_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   guint64 seq;
 
   identity = mamd_plugin_authenticate_finish (MAMD_PLUGIN (source), res, &error);
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+    g_autoptr(GError) stale = NULL;
+
+    if (sign_in_restart_if_stale (self, &task, sd, &stale))
+      return;
+    if (stale != NULL) {
+      g_clear_pointer (&identity, mamd_identity_free);
+      g_clear_error (&error);
+      error = g_steal_pointer (&stale);
+    }
+  }
   if (identity == NULL ||
       !sign_in_recheck (self, sd, identity, &srv, &mam_required, &error) ||
       !sign_in_match_user (self, srv, sd, identity, &create_user, &error) ||

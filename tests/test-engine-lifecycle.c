@@ -156,6 +156,170 @@ test_reload_gate (Fixture *fx, gconstpointer data)
   g_assert_cmpint (state_of (fx, session->session->id), ==, MAMD_SESSION_STATE_ENROLLED);
 }
 
+/* An in-process plugin whose authentications wait until the test releases
+ * them, so a reload can happen while one is in flight, deterministically. */
+G_DECLARE_FINAL_TYPE (HeldPlugin, held_plugin, HELD, PLUGIN, MamdPlugin)
+struct _HeldPlugin {
+  MamdPlugin parent_instance;
+  GQueue held;        /* GTasks; task data: the credential's object-id */
+  GPtrArray *configs; /* the config of every authentication, in order */
+};
+G_DEFINE_FINAL_TYPE (HeldPlugin, held_plugin, MAMD_TYPE_PLUGIN)
+
+static GObject *
+held_load_config (MamdPlugin *plugin, const char *server_id, const char *tenant_id,
+                  const char *client_id, GKeyFile *keyfile, const char *group, GError **error)
+{
+  return g_object_new (G_TYPE_OBJECT, NULL);
+}
+
+static void
+held_authenticate_async (MamdPlugin *plugin, GObject *config, GVariant *credential,
+                         GCancellable *cancellable, GAsyncReadyCallback callback,
+                         gpointer user_data)
+{
+  HeldPlugin *self = HELD_PLUGIN (plugin);
+  GTask *task = g_task_new (plugin, cancellable, callback, user_data);
+  const char *object_id = NULL;
+
+  g_variant_lookup (credential, "object-id", "&s", &object_id);
+  g_task_set_task_data (task, g_strdup (object_id), g_free);
+  g_ptr_array_add (self->configs, g_object_ref (config));
+  g_queue_push_tail (&self->held, task);
+}
+
+static MamdIdentity *
+held_authenticate_finish (MamdPlugin *plugin, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+held_finalize (GObject *object)
+{
+  HeldPlugin *self = HELD_PLUGIN (object);
+
+  g_assert_true (g_queue_is_empty (&self->held));
+  g_ptr_array_unref (self->configs);
+  G_OBJECT_CLASS (held_plugin_parent_class)->finalize (object);
+}
+
+static void
+held_plugin_class_init (HeldPluginClass *klass)
+{
+  MamdPluginClass *plugin_class = MAMD_PLUGIN_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = held_finalize;
+  plugin_class->method = "held";
+  plugin_class->description = "authentications wait for the test (test)";
+  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_CREATES_USERS;
+  plugin_class->load_config = held_load_config;
+  plugin_class->authenticate_async = held_authenticate_async;
+  plugin_class->authenticate_finish = held_authenticate_finish;
+}
+
+static void
+held_plugin_init (HeldPlugin *self)
+{
+  g_queue_init (&self->held);
+  self->configs = g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+/* Waits for the next authentication and lets it succeed. */
+static void
+held_release (HeldPlugin *self)
+{
+  g_autoptr(GTask) task = NULL;
+  MamdIdentity *identity;
+
+  while (g_queue_is_empty (&self->held))
+    g_main_context_iteration (NULL, TRUE);
+  task = g_queue_pop_head (&self->held);
+  identity = mamd_identity_new (g_task_get_task_data (task), TENANT, NULL, "objectId", "held",
+                                NULL);
+  g_task_return_pointer (task, identity, (GDestroyNotify) mamd_identity_free);
+}
+
+static void
+store_result (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  GAsyncResult **out = user_data;
+
+  g_assert_null (*out);
+  *out = g_object_ref (res);
+}
+
+static MamdEngineResult *
+finish_sign_in (Fixture *fx, GAsyncResult **res, GError **error)
+{
+  g_autoptr(GAsyncResult) done = NULL;
+
+  while (*res == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  done = g_steal_pointer (res);
+  return mamd_engine_sign_in_finish (fx->engine, done, error);
+}
+
+/* A reload while the plugin authenticates: nothing is accepted under a
+ * configuration that is no longer live. The credential is authenticated
+ * again under the new one (a bounded number of times), and refused when
+ * its method is no longer configured. */
+static void
+test_reload_during_sign_in (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *res = NULL;
+
+  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
+  write_server (fx, "other", "[Server]\n[held]\n");
+  engine_start (fx);
+
+  /* one reload: authenticated twice, the second time under the new config */
+  mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-1", NULL,
+                             store_result, &res);
+  g_assert_true (reload (fx, &error));
+  held_release (held);
+  held_release (held);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (result->session->state, ==, MAMD_SESSION_STATE_ACTIVE);
+  g_assert_cmpuint (held->configs->len, ==, 2);
+  g_assert_true (held->configs->pdata[0] != held->configs->pdata[1]);
+  g_clear_pointer (&result, mamd_engine_result_free);
+
+  /* a reload before every answer: refused after three authentications */
+  mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-2", NULL,
+                             store_result, &res);
+  for (guint i = 0; i < 3; i++) {
+    g_assert_true (reload (fx, &error));
+    held_release (held);
+    /* until the engine has seen the answer: authenticated again, or done */
+    while (g_queue_is_empty (&held->held) && res == NULL)
+      g_main_context_iteration (NULL, TRUE);
+  }
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_null (result);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "changed 3 times during the sign-in"));
+  g_assert_cmpuint (held->configs->len, ==, 5);
+  g_clear_error (&error);
+
+  /* the method's group removed meanwhile */
+  mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-3", NULL,
+                             store_result, &res);
+  write_server (fx, "other", "[Server]\n");
+  g_assert_true (reload (fx, &error));
+  held_release (held);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_null (result);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE);
+  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 1);
+  engine_stop (fx);
+}
+
 static gboolean
 set_flag (gpointer user_data)
 {
@@ -436,6 +600,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/enable", test_reload_enable);
   ADD ("/mamd/engine/reload/invalid", test_reload_invalid);
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
+  ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
