@@ -42,7 +42,8 @@ struct _MamdEngine {
   GHashTable *removed;            /* "server\x1fdevice" -> MamdRemovedServerRecord */
   GHashTable *wipes;              /* id -> MamdWipeRecord */
 
-  guint64 next_seq;
+  guint64 next_seq;               /* the next event's seq */
+  guint64 committed_seq;          /* the highest seq committed (ops commit in order) */
   guint n_pending;                /* commits in flight */
   gboolean fatal;
   gboolean started;

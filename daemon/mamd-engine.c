@@ -360,8 +360,12 @@ op_complete (MamdEngineOp *op)
 static void
 op_done (MamdEngineOp *op)
 {
-  for (guint i = 0; i < op->events->len; i++)
-    audit_log (g_ptr_array_index (op->events, i));
+  for (guint i = 0; i < op->events->len; i++) {
+    const MamdEventRecord *event = g_ptr_array_index (op->events, i);
+
+    op->engine->committed_seq = MAX (op->engine->committed_seq, event->seq);
+    audit_log (event);
+  }
   op_emit_all (op->engine, op->emits);
   op_complete (op);
   mamd_engine_op_free (op);
@@ -551,6 +555,7 @@ load_snapshot (MamdEngine *self, MamdStoreSnapshot *snapshot)
     g_hash_table_replace (self->wipes, copy->id, copy);
   }
   self->next_seq = snapshot->last_seq + 1;
+  self->committed_seq = snapshot->last_seq;
 }
 
 gboolean
@@ -751,7 +756,7 @@ mamd_engine_get_license (MamdEngine *self, const char **reason)
 guint64
 mamd_engine_get_last_seq (MamdEngine *self)
 {
-  return self->next_seq - 1;
+  return self->committed_seq;
 }
 
 guint

@@ -165,6 +165,7 @@ MamdPluginLoader *mamd_engine_get_plugins (MamdEngine *self);
 const MamdConfig *mamd_engine_get_config (MamdEngine *self);
 /* The licence in force, or NULL with @reason why there is none. */
 const MamdLicense *mamd_engine_get_license (MamdEngine *self, const char **reason);
+/* The seq of the most recent committed event, 0 when there is none. */
 guint64 mamd_engine_get_last_seq (MamdEngine *self);
 guint mamd_engine_get_n_sessions (MamdEngine *self);
 

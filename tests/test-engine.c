@@ -72,6 +72,33 @@ test_sign_in_restricted (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (reason, ==, "Intune MAM enrollment is required by server chat");
 }
 
+/* LastEventSeq counts committed events only: a seq still on its way to the
+ * store may be handed out again after a crash. */
+static void
+test_last_seq_committed (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 before;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  before = mamd_engine_get_last_seq (fx->engine);
+  g_assert_cmpuint (before, ==, session->seq);
+  mamd_engine_report_enrollment_async (fx->engine, &user1, session->session->id,
+                                       MAMD_ENROLLMENT_DECLINED, -1, NULL, got_result, fx);
+  /* its event has a seq, but the commit has not completed */
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), ==, before);
+  res = wait_result (fx);
+  result = mamd_engine_report_enrollment_finish (fx->engine, res, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (result->seq, >, before);
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), ==, result->seq);
+}
+
 /* Sign-ins through a method other than the selected AuthService are not
  * evaluated by MAM, even where the gate is closed. */
 static void
@@ -661,6 +688,7 @@ main (int argc, char **argv)
 
   ADD ("/mamd/engine/sign-in/restricted", test_sign_in_restricted);
   ADD ("/mamd/engine/sign-in/other-method", test_sign_in_other_method);
+  ADD ("/mamd/engine/last-seq-committed", test_last_seq_committed);
   ADD ("/mamd/engine/sign-in/errors", test_sign_in_errors);
   ADD ("/mamd/engine/sign-in/user-mismatch", test_sign_in_user_mismatch);
   ADD ("/mamd/engine/sign-in/created-user", test_sign_in_created_user);
