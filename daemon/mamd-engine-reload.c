@@ -543,8 +543,8 @@ mamd_engine_run_maintenance (MamdEngine *self, MamdEngineOp *op)
     g_hash_table_remove (self->wipes, wipe->id);
   }
 
-  /* a revoked session stays while a wipe of its is pending: its owner, the
-   * device's client, must still see and acknowledge the wipe */
+  /* a revoked session stays while a wipe of its is pending, so that its
+   * owner, the device's client, still gets the reason from CheckAccess */
   g_hash_table_iter_init (&iter, self->wipes);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     MamdWipeRecord *wipe = value;

@@ -519,6 +519,7 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   removed->object_id = g_strdup (failed->object_id);
   removed->reason = g_strdup (cause);
   removed->removed = now;
+  removed->owner_uid = failed->owner_uid;
   g_variant_dict_init (&dict, NULL);
   g_variant_dict_insert (&dict, "device-id", "s", removed->device_id);
   g_variant_dict_insert (&dict, "object-id", "s", removed->object_id);
@@ -537,6 +538,7 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
   wipe->session_id = g_strdup (failed->id);
   wipe->reason = g_strdup (cause);
   wipe->created = now;
+  wipe->owner_uid = failed->owner_uid;
   wipe->expires = now + (gint64) self->config->daemon->wipe_retention_days * 86400 *
                           G_USEC_PER_SEC;
   g_variant_dict_init (&dict, NULL);
@@ -647,8 +649,8 @@ mamd_engine_sign_out_finish (MamdEngine *self, GAsyncResult *result, GError **er
 
 /* ---- re-adding a removed server ---- */
 
-/* The transport decides who may call this (host integrators); the engine
- * only checks that there is a removal to undo. */
+/* An administrator, or the uid whose session's enrollment failed: the host
+ * integrator that serves that device. */
 void
 mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                                 const char *server_id, const char *device_id,
@@ -676,6 +678,13 @@ mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                              key != NULL ? server_id : "", key != NULL ? device_id : "");
     return;
   }
+  if (!caller->is_admin && (gint64) caller->uid != removed->owner_uid) {
+    g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED,
+                             "server '%s' was removed from device '%s' for another uid's "
+                             "session: only that uid or an administrator may re-add it",
+                             removed->server_id, removed->device_id);
+    return;
+  }
   op = mamd_engine_op_new (self, task);
   g_variant_dict_init (&dict, NULL);
   g_variant_dict_insert (&dict, "device-id", "s", removed->device_id);
@@ -699,27 +708,14 @@ mamd_engine_readd_server_finish (MamdEngine *self, GAsyncResult *result, GError 
 
 /* ---- wipe acknowledgement ---- */
 
-/* An administrator, or a caller that owns a session (in any state, revoked
- * ones included) on the wipe's device, that is the client app acting for
- * that device. The revoked session a wipe came from is kept while the wipe
- * is pending (maintenance). */
+/* An administrator, or the uid whose session's enrollment failed: the
+ * client app acting for that device. Not any uid with a session on a device
+ * of that id: device ids are the callers' word. */
 gboolean
 mamd_engine_caller_may_ack_wipe (MamdEngine *self, const MamdCaller *caller,
                                  const MamdWipeRecord *wipe)
 {
-  GHashTableIter iter;
-  gpointer value;
-
-  if (caller->is_admin)
-    return TRUE;
-  g_hash_table_iter_init (&iter, self->sessions);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    MamdSessionRecord *rec = value;
-
-    if (rec->owner_uid == caller->uid && g_strcmp0 (rec->device_id, wipe->device_id) == 0)
-      return TRUE;
-  }
-  return FALSE;
+  return caller->is_admin || (gint64) caller->uid == wipe->owner_uid;
 }
 
 void
@@ -745,7 +741,7 @@ mamd_engine_ack_wipe_async (MamdEngine *self, const MamdCaller *caller, const ch
   }
   if (!mamd_engine_caller_may_ack_wipe (self, caller, wipe)) {
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED,
-                             "wipe %s is for a device where uid %u has no session: only "
+                             "wipe %s is for another uid's session than uid %u's: only "
                              "the device's client or an administrator may acknowledge it",
                              wipe->id, caller->uid);
     return;

@@ -155,8 +155,8 @@ gboolean mamd_engine_check_access (MamdEngine *self, const MamdCaller *caller,
 const MamdSessionRecord *mamd_engine_lookup_session (MamdEngine *self, const char *session_id);
 GPtrArray *mamd_engine_list_sessions (MamdEngine *self, const char *server_id); /* borrowed records */
 GPtrArray *mamd_engine_list_wipes (MamdEngine *self);                           /* borrowed records */
-/* Who may see and acknowledge @wipe: an administrator, or the owner of a
- * session on its device (the device's client). */
+/* Who may see and acknowledge @wipe: an administrator, or the uid whose
+ * session's enrollment failed (the device's client). */
 gboolean mamd_engine_caller_may_ack_wipe (MamdEngine *self, const MamdCaller *caller,
                                           const MamdWipeRecord *wipe);
 GPtrArray *mamd_engine_list_servers (MamdEngine *self);                         /* MamdServerStatus, owned */

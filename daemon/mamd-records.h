@@ -67,6 +67,7 @@ typedef struct {
   char *object_id;
   char *reason;
   gint64 removed;
+  gint64 owner_uid;      /* uid whose session failed, or -1: admins only */
 } MamdRemovedServerRecord;
 
 MamdRemovedServerRecord *mamd_removed_server_record_new (void);
@@ -84,6 +85,7 @@ typedef struct {
   gint64 created;
   gint64 expires;        /* given up after this time */
   guint64 seq;           /* event that requested it */
+  gint64 owner_uid;      /* uid whose session failed, or -1: admins only */
 } MamdWipeRecord;
 
 MamdWipeRecord *mamd_wipe_record_new (void);

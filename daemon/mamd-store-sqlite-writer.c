@@ -25,13 +25,14 @@ static const char *const writer_sql[N_STMTS] = {
     "INSERT OR REPLACE INTO users (server_id, auth_service, object_id, user_name, created)"
     " VALUES (?1, ?2, ?3, ?4, ?5)",
   [STMT_PUT_REMOVED_SERVER] =
-    "INSERT OR REPLACE INTO removed_servers (server_id, device_id, object_id, reason, removed)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT OR REPLACE INTO removed_servers (server_id, device_id, object_id, reason, removed,"
+    " owner_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
   [STMT_DELETE_REMOVED_SERVER] =
     "DELETE FROM removed_servers WHERE server_id = ?1 AND device_id = ?2",
   [STMT_PUT_WIPE] =
     "INSERT OR REPLACE INTO wipes (id, server_id, device_id, object_id, session_id,"
-    " reason, created, expires, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    " reason, created, expires, seq, owner_uid)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
   [STMT_DELETE_WIPE] = "DELETE FROM wipes WHERE id = ?1",
   [STMT_APPEND_EVENT] =
     "INSERT INTO events (seq, time, type, server_id, session_id, decision_id, detail)"
@@ -117,6 +118,7 @@ apply_removed_server (MamdStoreSqlite *self, const MamdRemovedServerRecord *rec)
   bind_text (stmt, 3, rec->object_id);
   bind_text (stmt, 4, rec->reason);
   sqlite3_bind_int64 (stmt, 5, rec->removed);
+  sqlite3_bind_int64 (stmt, 6, rec->owner_uid);
   return run_stmt (stmt);
 }
 
@@ -134,6 +136,7 @@ apply_wipe (MamdStoreSqlite *self, const MamdWipeRecord *rec)
   sqlite3_bind_int64 (stmt, 7, rec->created);
   sqlite3_bind_int64 (stmt, 8, rec->expires);
   sqlite3_bind_int64 (stmt, 9, (sqlite3_int64) rec->seq);
+  sqlite3_bind_int64 (stmt, 10, rec->owner_uid);
   return run_stmt (stmt);
 }
 

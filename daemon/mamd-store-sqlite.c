@@ -20,10 +20,11 @@
  * writer and which only ever sees committed state.
  */
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 
-/* Version 2. Rows are keyed so that a sign-in appends: session ids begin
+/* Version 2, where every new store starts; the steps to the later versions
+ * follow and run in order. Rows are keyed so that a sign-in appends: session ids begin
  * with their creation time and the event log is keyed by seq, so a commit
  * of many sign-ins writes few pages. Every table but the event log is
  * WITHOUT ROWID: one B-tree per table, no separate key index. */
@@ -70,6 +71,19 @@ static const char upgrade_from_1_sql[] =
   "INSERT INTO meta SELECT * FROM meta_v1;"
   "DROP TABLE sessions_v1; DROP TABLE users_v1; DROP TABLE removed_servers_v1;"
   "DROP TABLE wipes_v1; DROP TABLE events_v1; DROP TABLE meta_v1;";
+
+/* Version 2 -> 3: a removal and a wipe belong to the uid whose session's
+ * enrollment failed. Rows from before take it from that session, or from
+ * the latest session of the device on that server; -1 where none is left
+ * (administrators only). */
+static const char upgrade_to_3_sql[] =
+  "ALTER TABLE removed_servers ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
+  "ALTER TABLE wipes ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
+  "UPDATE wipes SET owner_uid = coalesce("
+  " (SELECT owner_uid FROM sessions WHERE sessions.id = wipes.session_id), -1);"
+  "UPDATE removed_servers SET owner_uid = coalesce("
+  " (SELECT owner_uid FROM sessions s WHERE s.server_id = removed_servers.server_id"
+  "  AND s.device_id = removed_servers.device_id ORDER BY s.updated DESC LIMIT 1), -1);";
 
 G_DEFINE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD_TYPE_STORE)
 
@@ -314,6 +328,7 @@ removed_server_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **err
   rec->object_id = column_dup (stmt, 2);
   rec->reason = column_dup (stmt, 3);
   rec->removed = sqlite3_column_int64 (stmt, 4);
+  rec->owner_uid = sqlite3_column_int64 (stmt, 5);
   return rec;
 }
 
@@ -331,6 +346,7 @@ wipe_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
   rec->created = sqlite3_column_int64 (stmt, 6);
   rec->expires = sqlite3_column_int64 (stmt, 7);
   rec->seq = (guint64) sqlite3_column_int64 (stmt, 8);
+  rec->owner_uid = sqlite3_column_int64 (stmt, 9);
   return rec;
 }
 
@@ -369,13 +385,13 @@ load_tables (MamdStoreSqlite *self, MamdStoreSnapshot *snapshot, GError **error)
   if (snapshot->users == NULL)
     return FALSE;
   snapshot->removed_servers = read_table (self,
-    "SELECT server_id, device_id, object_id, reason, removed FROM removed_servers",
+    "SELECT server_id, device_id, object_id, reason, removed, owner_uid FROM removed_servers",
     removed_server_from_row, (GDestroyNotify) mamd_removed_server_record_free, error);
   if (snapshot->removed_servers == NULL)
     return FALSE;
   snapshot->wipes = read_table (self,
     "SELECT id, server_id, device_id, object_id, session_id, reason, created, expires,"
-    " seq FROM wipes", wipe_from_row, (GDestroyNotify) mamd_wipe_record_free, error);
+    " seq, owner_uid FROM wipes", wipe_from_row, (GDestroyNotify) mamd_wipe_record_free, error);
   if (snapshot->wipes == NULL)
     return FALSE;
   return read_last_seq (self, &snapshot->last_seq, error);
@@ -586,20 +602,22 @@ setup_schema (MamdStoreSqlite *self, GError **error)
   }
   if (version == SCHEMA_VERSION)
     return TRUE;
+  /* to version 2, then every later step */
   if (version == 1)
     upgrade = g_strdup_printf (upgrade_from_1_sql, schema_sql);
-  set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s PRAGMA user_version=%d; COMMIT",
-                                 upgrade != NULL ? upgrade : schema_sql, SCHEMA_VERSION);
+  set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s %s PRAGMA user_version=%d; COMMIT",
+                                 version == 0 ? schema_sql : version == 1 ? upgrade : "",
+                                 upgrade_to_3_sql, SCHEMA_VERSION);
   if (!mamd_store_sqlite_exec (self->db, set_version, &local_error)) {
     mamd_store_sqlite_exec (self->db, "ROLLBACK", NULL);
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
                  "could not %s the schema of state store %s: %s",
-                 upgrade != NULL ? "upgrade" : "create", self->db_path, local_error->message);
+                 version > 0 ? "upgrade" : "create", self->db_path, local_error->message);
     return FALSE;
   }
-  if (upgrade != NULL)
-    g_message ("state store %s upgraded from schema version 1 to %d", self->db_path,
-               SCHEMA_VERSION);
+  if (version > 0)
+    g_message ("state store %s upgraded from schema version %" G_GINT64_FORMAT " to %d",
+               self->db_path, version, SCHEMA_VERSION);
   return TRUE;
 }
 

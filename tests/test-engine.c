@@ -28,11 +28,12 @@ sign_out (Fixture *fx, const MamdCaller *caller, const char *session, GError **e
 }
 
 static MamdEngineResult *
-readd (Fixture *fx, const char *server, const char *device, GError **error)
+readd (Fixture *fx, const MamdCaller *caller, const char *server, const char *device,
+       GError **error)
 {
   g_autoptr(GAsyncResult) res = NULL;
 
-  mamd_engine_readd_server_async (fx->engine, &user1, server, device, NULL, got_result, fx);
+  mamd_engine_readd_server_async (fx->engine, caller, server, device, NULL, got_result, fx);
   res = wait_result (fx);
   return mamd_engine_readd_server_finish (fx->engine, res, error);
 }
@@ -492,6 +493,7 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(MamdEngineResult) b2 = NULL;
   g_autoptr(MamdEngineResult) again = NULL;
+  g_autoptr(MamdEngineResult) squatter = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) wipes = NULL;
   g_autofree char *wipe_id = NULL;
@@ -556,7 +558,14 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   b2 = sign_in_ok (fx, &user1, "beta", BOB, "ios", "dev-d");
   g_assert_cmpint (b2->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
 
-  /* the wipe is seen and acknowledged by the device's client only */
+  /* the wipe is seen and acknowledged by the failed session's uid only: not
+   * by another uid that claims the same device id on another server, and
+   * still after that uid signed the revoked session out */
+  squatter = sign_in_ok (fx, &user2, "beta", CAROL, "ios", "dev-d");
+  g_clear_pointer (&result, mamd_engine_result_free);
+  result = sign_out (fx, &user1, a1->session->id, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
   wipes = mamd_engine_list_wipes (fx->engine);
   g_assert_true (mamd_engine_caller_may_ack_wipe (fx->engine, &user1,
                                                   g_ptr_array_index (wipes, 0)));
@@ -576,11 +585,15 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
-  /* re-add: then sign-ins work again */
-  result = readd (fx, "alpha", "dev-e", &error);
+  /* re-add, by that uid or an administrator only: then sign-ins work again */
+  result = readd (fx, &user1, "alpha", "dev-e", &error);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_FOUND);
   g_clear_error (&error);
-  result = readd (fx, "alpha", "dev-d", &error);
+  result = readd (fx, &user2, "alpha", "dev-d", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED);
+  g_assert_nonnull (strstr (error->message, "another uid's session"));
+  g_clear_error (&error);
+  result = readd (fx, &user1, "alpha", "dev-d", &error);
   g_assert_no_error (error);
   g_clear_pointer (&result, mamd_engine_result_free);
   again = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-d");

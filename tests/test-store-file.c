@@ -89,10 +89,15 @@ static const char schema_v1_sql[] =
   " '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'ada',"
   " 'device-1', 'ios', 'oid', 'issuer', 'enrollment required', 1000, 'enrollment-required',"
   " 1, 100, 200, 7);"
+  "INSERT INTO sessions VALUES ('f123456789abcdef0123456789abcdef', 'chat', 'office365',"
+  " 'oid-2', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'bob', 'device-2', 'ios', 'oid',"
+  " 'issuer', 'failed', 1001, 'revoked', 1, 100, 300, 8);"
   "INSERT INTO users VALUES ('chat', 'office365', '0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11',"
   " 'ada', 100);"
   "INSERT INTO removed_servers VALUES ('chat', 'device-2', 'oid-2', 'failed', 300);"
   "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
+  " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8);"
+  "INSERT INTO wipes VALUES ('eedcba9876543210fedcba9876543210', 'chat', 'device-3', 'oid-3',"
   " NULL, 'failed', 300, 900, 8);"
   "INSERT INTO events VALUES (6, 100, 'session-created', 'chat', NULL, NULL,"
   " '{''state'': <''active''>}');"
@@ -121,16 +126,25 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
   reopen (fx);
   snap = mamd_store_load (fx->store, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (snap->sessions->len, ==, 1);
+  g_assert_cmpuint (snap->sessions->len, ==, 2);
   session = g_ptr_array_index (snap->sessions, 0);
   g_assert_cmpstr (session->id, ==, "0123456789abcdef0123456789abcdef");
   g_assert_cmpstr (session->user_name, ==, "ada");
   g_assert_cmpint (session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
   g_assert_cmpuint (session->seq, ==, 7);
   g_assert_cmpuint (snap->users->len, ==, 1);
-  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
-  g_assert_cmpuint (snap->wipes->len, ==, 1);
   g_assert_cmpuint (snap->last_seq, ==, 9);
+  /* version 3: removals and wipes belong to the failed session's uid */
+  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
+  g_assert_cmpint (((MamdRemovedServerRecord *) snap->removed_servers->pdata[0])->owner_uid, ==,
+                   1001);
+  g_assert_cmpuint (snap->wipes->len, ==, 2);
+  for (guint i = 0; i < snap->wipes->len; i++) {
+    const MamdWipeRecord *wipe = snap->wipes->pdata[i];
+
+    /* the second wipe's session is gone: administrators only */
+    g_assert_cmpint (wipe->owner_uid, ==, g_str_equal (wipe->device_id, "device-2") ? 1001 : -1);
+  }
 
   /* version 1 details are text, new ones serialised; both read back */
   commit_events (fx->store, 10, 10, 400);
@@ -161,8 +175,45 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
   indexes = sqlite3_column_int64 (stmt, 0);
   sqlite3_finalize (stmt);
   sqlite3_close (db);
-  g_assert_cmpint (version, ==, 2);
+  g_assert_cmpint (version, ==, 3);
   g_assert_cmpint (indexes, ==, 0);
+}
+
+/* A version 2 store: made here from a new one without the version 3
+ * columns, as mamd wrote it before. */
+static void
+test_upgrade_from_2 (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GError) error = NULL;
+  const MamdWipeRecord *wipe;
+  sqlite3 *db = NULL;
+
+  reopen (fx);
+  g_clear_object (&fx->store);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db,
+    "ALTER TABLE wipes DROP COLUMN owner_uid;"
+    "ALTER TABLE removed_servers DROP COLUMN owner_uid;"
+    "INSERT INTO sessions VALUES ('f123456789abcdef0123456789abcdef', 'chat', 'office365',"
+    " 'oid-2', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'bob', 'device-2', 'ios', 'oid',"
+    " 'issuer', 'failed', 1001, 'revoked', 1, 100, 300, 8);"
+    "INSERT INTO removed_servers VALUES ('chat', 'device-2', 'oid-2', 'failed', 300);"
+    "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
+    " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8);"
+    "PRAGMA user_version=2;", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->wipes->len, ==, 1);
+  wipe = g_ptr_array_index (snap->wipes, 0);
+  g_assert_cmpint (wipe->owner_uid, ==, 1001);
+  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
+  g_assert_cmpint (((MamdRemovedServerRecord *) snap->removed_servers->pdata[0])->owner_uid, ==,
+                   1001);
 }
 
 /* ---- locking ---- */
@@ -490,6 +541,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/mamd/store/bad-detail", test_bad_detail);
   ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
+  ADD ("/mamd/store/upgrade-from-2", test_upgrade_from_2);
   ADD ("/mamd/store/locked", test_locked);
   ADD ("/mamd/store/corrupt", test_corrupt);
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
