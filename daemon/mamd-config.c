@@ -23,9 +23,9 @@ static const MamdConfigKey config_keys[] = {
   { DAEMON_FILE, "Daemon", "AdminUsers", "string list", "",
     "User names allowed to call administrative methods (root and the daemon's own user always may)" },
   { DAEMON_FILE, "Daemon", "WipeRetentionDays", "unsigned", "7",
-    "Days an unacknowledged wipe is kept and re-announced before it is given up (at least 1)" },
+    "Days an unacknowledged wipe is kept and re-announced before it is given up (1 to 36500)" },
   { DAEMON_FILE, "Daemon", "EventRetentionDays", "unsigned", "30",
-    "Days audit events are kept in the state store (at least 1)" },
+    "Days audit events are kept in the state store (1 to 36500)" },
   { DAEMON_FILE, "Daemon", "DirectorySyncInterval", "unsigned", "3600",
     "Seconds between directory syncs of plugins that provision users; 0 turns sync off" },
   { DAEMON_FILE, "Limits", "MaxSessionsPerUser", "unsigned", "200000",
@@ -157,6 +157,13 @@ unsigned_minimum (const MamdConfigKey *k)
   return g_str_equal (k->key, "DirectorySyncInterval") ? 0 : 1;
 }
 
+/* Retentions become microseconds: a century keeps them far from overflow. */
+static guint
+unsigned_maximum (const MamdConfigKey *k)
+{
+  return g_str_has_suffix (k->key, "RetentionDays") ? 36500 : G_MAXUINT;
+}
+
 static void
 check_string_list (Loader *ld, const char *path, const MamdConfigKey *k, char **items)
 {
@@ -200,6 +207,8 @@ check_value (Loader *ld, const char *path, GKeyFile *kf, const MamdConfigKey *k)
         add_problem (ld, path, k->group, k->key, "expected an unsigned integer, got '%s'", raw);
       else if (u < unsigned_minimum (k))
         add_problem (ld, path, k->group, k->key, "must be at least %u", unsigned_minimum (k));
+      else if (u > unsigned_maximum (k))
+        add_problem (ld, path, k->group, k->key, "must be at most %u", unsigned_maximum (k));
     }
   else if (g_str_equal (k->type, "string list"))
     {

@@ -289,6 +289,9 @@ test_wrong_types (Fixture *fx, gconstpointer data)
     { "Daemon", "EventRetentionDays", "12abc", "expected an unsigned integer" },
     { "Daemon", "DirectorySyncInterval", "1.5", "expected an unsigned integer" },
     { "Daemon", "WipeRetentionDays", "0", "must be at least 1" },
+    /* days in microseconds would overflow: "expires" went negative */
+    { "Daemon", "WipeRetentionDays", "106751992", "must be at most 36500" },
+    { "Daemon", "EventRetentionDays", "36501", "must be at most 36500" },
     { "Daemon", "EventRetentionDays", "99999999999", "expected an unsigned integer" },
     { "Limits", "MaxSessionsPerUser", "5 ", "expected an unsigned integer" },
     { "Limits", "MaxCallsInFlightPerSender", "+5", "expected an unsigned integer" },
