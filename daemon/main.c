@@ -312,8 +312,12 @@ daemon_stop (MamdDaemon *daemon)
     g_warning ("state may be incomplete: %s", error->message);
     status = EXIT_FAILURE;
   }
-  /* let finished commits answer their callers and queue their signals;
-   * bounded, so a client that keeps calling cannot hold the exit up */
+  /* every commit has answered; what still runs (a plugin authenticating)
+   * is cancelled and answers Busy */
+  if (daemon->adaptor != NULL)
+    mamd_dbus_adaptor_stop_calls (daemon->adaptor);
+  /* let the cancelled calls answer and signals be queued; bounded, so a
+   * client that keeps calling cannot hold the exit up */
   for (guint i = 0; i < 10000 && g_main_context_iteration (NULL, FALSE); i++)
     ;
   if (daemon->adaptor != NULL)

@@ -16,6 +16,7 @@
 
 #define SIGNAL_BATCH 256
 #define DEFAULT_MAX_CALLS 64
+#define STOPPING_MESSAGE "mamd is stopping and did not carry the call out: retry once it is back"
 
 typedef struct {
   char *name;
@@ -58,6 +59,7 @@ struct _MamdDbusAdaptor {
   guint32 own_uid;
   UserCache admins;
   UserCache clients;
+  gboolean stopping;   /* new calls are refused, cancelled ones say why */
 };
 
 G_DEFINE_TYPE (MamdDbusAdaptor, mamd_dbus_adaptor, G_TYPE_OBJECT)
@@ -102,29 +104,34 @@ sender_lookup_or_add (MamdDbusAdaptor *self, const char *name)
   return sender;
 }
 
+static void
+sender_cancel_calls (MamdDbusSender *sender, const char *why)
+{
+  g_autoptr(GPtrArray) cancellables = g_ptr_array_new_with_free_func (g_object_unref);
+
+  /* cancelling may finish calls synchronously, which edits in_flight */
+  for (guint i = 0; i < sender->in_flight->len; i++) {
+    MamdDbusCall *call = g_ptr_array_index (sender->in_flight, i);
+    g_ptr_array_add (cancellables, g_object_ref (call->cancellable));
+  }
+  if (cancellables->len > 0)
+    g_debug ("%s %s: cancelling %u call(s) in flight", sender->name, why, cancellables->len);
+  for (guint i = 0; i < cancellables->len; i++)
+    g_cancellable_cancel (g_ptr_array_index (cancellables, i));
+}
+
 /* The caller left the bus: forget its uid and cancel what it started. */
 static void
 sender_gone (MamdDbusAdaptor *self, const char *name)
 {
   MamdDbusSender *sender = g_hash_table_lookup (self->senders, name);
-  g_autoptr(GPtrArray) cancellables = NULL;
 
   if (sender == NULL)
     return;
   sender->gone = TRUE;
   if (sender->lookup != NULL)
     g_cancellable_cancel (sender->lookup);
-
-  /* cancelling may finish calls synchronously, which edits in_flight */
-  cancellables = g_ptr_array_new_with_free_func (g_object_unref);
-  for (guint i = 0; i < sender->in_flight->len; i++) {
-    MamdDbusCall *call = g_ptr_array_index (sender->in_flight, i);
-    g_ptr_array_add (cancellables, g_object_ref (call->cancellable));
-  }
-  if (cancellables->len > 0)
-    g_debug ("%s left the bus: cancelling %u call(s) in flight", name, cancellables->len);
-  for (guint i = 0; i < cancellables->len; i++)
-    g_cancellable_cancel (g_ptr_array_index (cancellables, i));
+  sender_cancel_calls (sender, "left the bus");
   g_hash_table_remove (self->senders, name);
 }
 
@@ -206,6 +213,9 @@ mamd_dbus_call_return_error (MamdDbusCall *call, const GError *error)
   if (error->domain == MAMD_ERROR && error->code >= 0 && error->code < MAMD_ERROR_LAST) {
     message = mamd_dbus_scrub_message (error->message, call->credential);
     reply = g_error_new_literal (MAMD_ERROR, error->code, message);
+  } else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+             call->adaptor->stopping) {
+    reply = g_error_new_literal (MAMD_ERROR, MAMD_ERROR_BUSY, STOPPING_MESSAGE);
   } else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     reply = g_error_new_literal (MAMD_ERROR, MAMD_ERROR_FAILED,
                                  "the call was cancelled because its caller left the bus");
@@ -342,6 +352,10 @@ call_authorize_and_run (MamdDbusCall *call, guint32 uid)
     allowed = FALSE;
     break;
   }
+  if (self->stopping) {
+    mamd_dbus_call_return_error_literal (call, MAMD_ERROR_BUSY, STOPPING_MESSAGE);
+    return;
+  }
   if (!allowed) {
     g_autofree char *message = NULL;
 
@@ -425,6 +439,11 @@ dispatch (MamdDbusAdaptor *self, MamdDbusObjectKind kind, const char *sender_nam
 
   if (method == NULL || sender_name == NULL) {
     return_denied (invocation, interface_name, method_name);
+    return;
+  }
+  if (self->stopping) {
+    g_dbus_method_invocation_return_error_literal (invocation, MAMD_ERROR, MAMD_ERROR_BUSY,
+                                                   STOPPING_MESSAGE);
     return;
   }
   sender = sender_lookup_or_add (self, sender_name);
@@ -802,6 +821,23 @@ mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *connection, GE
   if (!g_queue_is_empty (&self->signals) && self->drain_id == 0)
     self->drain_id = g_idle_add (drain_signals, self);
   return TRUE;
+}
+
+void
+mamd_dbus_adaptor_stop_calls (MamdDbusAdaptor *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_autoptr(GPtrArray) senders = g_ptr_array_new_with_free_func (sender_unref);
+
+  g_return_if_fail (MAMD_IS_DBUS_ADAPTOR (self));
+
+  self->stopping = TRUE;
+  g_hash_table_iter_init (&iter, self->senders);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (senders, sender_ref (value));
+  for (guint i = 0; i < senders->len; i++)
+    sender_cancel_calls (g_ptr_array_index (senders, i), "(mamd is stopping)");
 }
 
 void

@@ -24,6 +24,9 @@ gboolean mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *conne
                                    GError **error);
 /* Emits every queued signal now (shutdown), then unregisters everything and
  * cancels calls still in flight. Safe to call more than once. */
+/* On the way out: new calls are refused and the calls still running are
+ * cancelled; both answer Busy. Calls whose change is committing finish. */
+void mamd_dbus_adaptor_stop_calls (MamdDbusAdaptor *self);
 void mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self);
 
 /* Number of D-Bus signals queued but not yet emitted. */

@@ -75,17 +75,53 @@ test_startup_state_unusable (void)
 }
 
 static void
+on_call_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  GError **error = user_data;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res,
+                                                             error);
+
+  g_assert_null (reply);
+  g_assert_nonnull (*error);
+}
+
+/* SIGTERM: a call still running (the plugin holds it) is answered, Busy,
+ * before mamd exits; it does not vanish into NoReply. */
+static void
 test_sigterm (void)
 {
   g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  GDBusConnection *connection = mamd_test_daemon_get_connection (d);
   g_autoptr(GVariant) result = NULL;
+  g_autoptr(GVariant) status = NULL;
   g_autoptr(GError) error = NULL;
+  GError *slow_error = NULL;
+  GVariant *credential;
 
   result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000001", "ios",
                                      "device-1", NULL, &error);
   g_assert_no_error (error);
+
+  credential = g_variant_new_parsed ("{'object-id': <'0c0ffee0-0000-4000-8000-000000000002'>, "
+                                     "'tenant-id': <%s>, 'delay-ms': <uint32 600000>}",
+                                     MAMD_TEST_TENANT_ID);
+  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                          "SignIn",
+                          g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
+                                         mamd_test_device ("ios", "slow")),
+                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
+                          on_call_done, &slow_error);
+  /* answered after the sign-in started: mamd takes one sender's calls in order */
+  status = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
+  g_assert_no_error (error);
+
   g_assert_cmpint (mamd_test_daemon_kill (d, SIGTERM), ==, 0);
   g_assert_false (mamd_test_daemon_is_running (d));
+  while (slow_error == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  assert_dbus_error (slow_error, "org.mamd.Mamd1.Error.Busy");
+  g_assert_nonnull (strstr (slow_error->message, "mamd is stopping"));
+  g_error_free (slow_error);
 }
 
 /* ---- reload ---- */
