@@ -66,9 +66,10 @@ write_config (BenchEnv *env, const BenchEnvOptions *options, GError **error)
   daemon_conf = g_strdup_printf ("[Daemon]\nLicenseFile=%s\nLicensePublicKey=%s\n"
                                  "DirectorySyncInterval=0\n"
                                  "[Limits]\nMaxSessionsPerUser=%u\n"
-                                 "MaxCallsInFlightPerSender=%u\n",
+                                 "MaxCallsInFlightPerSender=%u\n"
+                                 "MaxCallsInFlightPerUser=%u\n",
                                  license_path, public_key, options->max_sessions,
-                                 options->max_in_flight);
+                                 options->max_in_flight, options->max_in_flight);
   if (!write_file (daemon_path, daemon_conf, error))
     return FALSE;
   server_conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=" BENCH_TENANT "\n"

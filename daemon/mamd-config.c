@@ -32,6 +32,8 @@ static const MamdConfigKey config_keys[] = {
     "Live sessions one calling uid may hold (at least 1)" },
   { DAEMON_FILE, "Limits", "MaxCallsInFlightPerSender", "unsigned", "64",
     "D-Bus calls one bus peer may have in flight (at least 1)" },
+  { DAEMON_FILE, "Limits", "MaxCallsInFlightPerUser", "unsigned", "256",
+    "D-Bus calls one calling uid may have in flight over all its connections (at least 1)" },
   { SERVER_FILE, "Server", "Enable", "boolean", "false",
     "Whether Intune MAM is enforced for this server" },
   { SERVER_FILE, "Server", "Name", "string", NULL,
@@ -416,6 +418,7 @@ load_daemon (Loader *ld, const char *dir, const char *path)
   daemon->max_sessions_per_uid = get_unsigned (kf, DAEMON_FILE, "Limits", "MaxSessionsPerUser");
   daemon->max_calls_per_sender =
     get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerSender");
+  daemon->max_calls_per_uid = get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerUser");
   return g_steal_pointer (&daemon);
 }
 

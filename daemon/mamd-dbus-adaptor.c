@@ -16,6 +16,7 @@
 
 #define SIGNAL_BATCH 256
 #define DEFAULT_MAX_CALLS 64
+#define DEFAULT_MAX_CALLS_PER_UID 256
 #define STOPPING_MESSAGE "mamd is stopping and did not carry the call out: retry once it is back"
 
 typedef struct {
@@ -60,6 +61,7 @@ struct _MamdDbusAdaptor {
   UserCache admins;
   UserCache clients;
   gboolean stopping;   /* new calls are refused, cancelled ones say why */
+  GHashTable *uid_calls; /* uid -> calls in flight that passed the gate */
 };
 
 G_DEFINE_TYPE (MamdDbusAdaptor, mamd_dbus_adaptor, G_TYPE_OBJECT)
@@ -152,6 +154,20 @@ on_name_owner_changed (GDBusConnection *connection, const char *sender_name,
 
 /* ---- calls ---- */
 
+/* Counts @delta more calls in flight for @uid; returns the new count. */
+static guint
+uid_calls_add (MamdDbusAdaptor *self, guint32 uid, gint delta)
+{
+  gpointer key = GUINT_TO_POINTER (uid);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (self->uid_calls, key)) + delta;
+
+  if (n == 0)
+    g_hash_table_remove (self->uid_calls, key);
+  else
+    g_hash_table_insert (self->uid_calls, key, GUINT_TO_POINTER (n));
+  return n;
+}
+
 static void
 call_free (MamdDbusCall *call)
 {
@@ -159,6 +175,8 @@ call_free (MamdDbusCall *call)
 
   g_ptr_array_remove_fast (sender->in_flight, call);
   sender_unref (sender);
+  if (call->uid_counted)
+    uid_calls_add (call->adaptor, call->caller.uid, -1);
   g_clear_object (&call->invocation);
   g_clear_object (&call->cancellable);
   g_clear_pointer (&call->credential, g_variant_unref);
@@ -330,6 +348,26 @@ role_to_string (MamdDbusRole role)
   }
 }
 
+static guint
+max_calls_per_sender (MamdDbusAdaptor *self)
+{
+  const MamdConfig *config = mamd_engine_get_config (self->engine);
+
+  if (config == NULL || config->daemon == NULL || config->daemon->max_calls_per_sender == 0)
+    return DEFAULT_MAX_CALLS;
+  return config->daemon->max_calls_per_sender;
+}
+
+static guint
+max_calls_per_uid (MamdDbusAdaptor *self)
+{
+  const MamdConfig *config = mamd_engine_get_config (self->engine);
+
+  if (config == NULL || config->daemon == NULL || config->daemon->max_calls_per_uid == 0)
+    return DEFAULT_MAX_CALLS_PER_UID;
+  return config->daemon->max_calls_per_uid;
+}
+
 /* The gate: the uid is established, now match it against the row's role. */
 static void
 call_authorize_and_run (MamdDbusCall *call, guint32 uid)
@@ -371,6 +409,18 @@ call_authorize_and_run (MamdDbusCall *call, guint32 uid)
   }
   call->caller.uid = uid;
   call->caller.is_admin = admin;
+  call->uid_counted = TRUE;
+  if (uid_calls_add (self, uid, 1) > max_calls_per_uid (self)) {
+    g_autofree char *message = g_strdup_printf ("too many calls in flight from uid %u (limit "
+                                                "%u, [Limits] MaxCallsInFlightPerUser): wait "
+                                                "for replies before sending more",
+                                                uid, max_calls_per_uid (self));
+
+    g_info ("refused %s from uid %u: %u calls in flight", call->method->member, uid,
+            max_calls_per_uid (self));
+    mamd_dbus_call_return_error_literal (call, MAMD_ERROR_BUSY, message);
+    return;
+  }
   g_debug ("%s from %s (uid %u)", call->method->member,
            g_dbus_method_invocation_get_sender (call->invocation), uid);
   call->method->handler (call, g_dbus_method_invocation_get_parameters (call->invocation));
@@ -408,15 +458,6 @@ on_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
   sender_unref (sender);
 }
 
-static guint
-max_calls_per_sender (MamdDbusAdaptor *self)
-{
-  const MamdConfig *config = mamd_engine_get_config (self->engine);
-
-  if (config == NULL || config->daemon == NULL || config->daemon->max_calls_per_sender == 0)
-    return DEFAULT_MAX_CALLS;
-  return config->daemon->max_calls_per_sender;
-}
 
 static void
 return_denied (GDBusMethodInvocation *invocation, const char *interface, const char *member)
@@ -898,6 +939,7 @@ mamd_dbus_adaptor_finalize (GObject *object)
 
   g_queue_clear_full (&self->signals, (GDestroyNotify) queued_signal_free);
   g_hash_table_unref (self->senders);
+  g_hash_table_unref (self->uid_calls);
   g_clear_pointer (&self->node_info, g_dbus_node_info_unref);
   user_cache_clear (&self->admins);
   user_cache_clear (&self->clients);
@@ -917,6 +959,7 @@ static void
 mamd_dbus_adaptor_init (MamdDbusAdaptor *self)
 {
   self->senders = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, sender_unref);
+  self->uid_calls = g_hash_table_new (NULL, NULL);
   g_queue_init (&self->signals);
   self->own_uid = (guint32) getuid ();
 }

@@ -53,6 +53,7 @@ struct _MamdDbusCall {
   MamdCaller caller;
   char *object_path;
   GVariant *credential;              /* SignIn only: for scrubbing error messages */
+  gboolean uid_counted;              /* counted in the adaptor's calls per uid */
 };
 
 void mamd_dbus_call_return_value (MamdDbusCall *call, GVariant *value);

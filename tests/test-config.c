@@ -153,6 +153,7 @@ test_defaults (Fixture *fx, gconstpointer data)
   g_assert_true (g_str_has_prefix (config->daemon->license_public_key, fx->dir));
   g_assert_cmpuint (config->daemon->max_sessions_per_uid, ==, 200000);
   g_assert_cmpuint (config->daemon->max_calls_per_sender, ==, 64);
+  g_assert_cmpuint (config->daemon->max_calls_per_uid, ==, 256);
   g_assert_cmpuint (config->daemon->wipe_retention_days, ==, 7);
   g_assert_cmpuint (config->daemon->event_retention_days, ==, 30);
   g_assert_cmpuint (config->daemon->directory_sync_interval, ==, 3600);
@@ -197,7 +198,8 @@ test_full (Fixture *fx, gconstpointer data)
                             "DirectorySyncInterval=0\n"
                             "[Limits]\n"
                             "MaxSessionsPerUser=10\n"
-                            "MaxCallsInFlightPerSender=4\n");
+                            "MaxCallsInFlightPerSender=4\n"
+                            "MaxCallsInFlightPerUser=5\n");
   /* upper case and braces: canonicalised */
   g_free (write_file (fx, "servers.d/b-2.conf",
                       "[Server]\n"
@@ -229,6 +231,7 @@ test_full (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (config->daemon->directory_sync_interval, ==, 0);
   g_assert_cmpuint (config->daemon->max_sessions_per_uid, ==, 10);
   g_assert_cmpuint (config->daemon->max_calls_per_sender, ==, 4);
+  g_assert_cmpuint (config->daemon->max_calls_per_uid, ==, 5);
 
   /* sorted by id */
   g_assert_cmpuint (config->servers->len, ==, 3);

@@ -518,6 +518,67 @@ test_busy_and_cancel (void)
   }
 }
 
+static GDBusConnection *
+new_bus_connection (MamdTestDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
+    mamd_test_daemon_get_bus_address (d),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  return connection;
+}
+
+static void
+assert_busy_per_uid (GDBusConnection *connection)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1",
+                                                           "/org/mamd/Mamd1", MANAGER_IFACE,
+                                                           "GetStatus", NULL,
+                                                           G_VARIANT_TYPE ("(a{sv})"),
+                                                           G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                                           &error);
+
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.Busy");
+  g_assert_nonnull (strstr (error->message, "MaxCallsInFlightPerUser"));
+}
+
+/* One uid on several connections: the per-uid cap counts all of them. */
+static void
+test_busy_per_uid (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon ("[Limits]\nMaxCallsInFlightPerUser=1\n", NULL);
+  g_autoptr(GDBusConnection) first = new_bus_connection (d);
+  g_autoptr(GDBusConnection) second = new_bus_connection (d);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) ok = NULL;
+  g_autofree char *oid = mamd_test_random_guid ();
+  PendingCalls pending = { 0 };
+  LogWait wait = { d, "left the bus: cancelling 1 call(s) in flight" };
+  GVariant *credential = g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                               "'delay-ms': <uint32 600000>}",
+                                               oid, MAMD_TEST_TENANT_ID);
+
+  g_dbus_connection_call (first, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
+                          g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
+                                         mamd_test_device ("ios", "slow")),
+                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
+                          on_slow_sign_in, &pending);
+  /* refused after the sign-in passed the gate (one sender's calls run in
+   * order), on its connection and on another one of the same uid */
+  assert_busy_per_uid (first);
+  assert_busy_per_uid (second);
+
+  /* the connection leaves: its call is cancelled and no longer counts */
+  g_dbus_connection_close_sync (first, NULL, NULL);
+  g_assert_true (mamd_test_daemon_iterate_until (d, log_contains, &wait, WAIT_MS));
+  ok = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -539,6 +600,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/dbus/gate/access-denied", test_access_denied);
   g_test_add_func ("/mamd/dbus/gate/other-uid", test_roles_other_uid);
   g_test_add_func ("/mamd/dbus/gate/busy-and-cancel", test_busy_and_cancel);
+  g_test_add_func ("/mamd/dbus/gate/busy-per-uid", test_busy_per_uid);
   status = g_test_run ();
   g_free (self_path);
   return status;
