@@ -608,12 +608,14 @@ static void
 rearm_timers (MamdEngine *self)
 {
   gint64 now_s = mamd_engine_now (self) / G_USEC_PER_SEC;
+  gint64 next = self->license != NULL ? mamd_license_next_change (self->license, now_s) : 0;
   guint interval = self->config->daemon->directory_sync_interval;
 
+  /* the gates are checked again when the licence becomes valid or expires */
   g_clear_handle_id (&self->license_id, g_source_remove);
-  if (self->license != NULL && self->license->expires_at >= now_s) {
+  if (next > 0) {
     /* long delays are re-armed in steps: the wall clock may jump */
-    gint64 delay = MIN (self->license->expires_at - now_s + 1, 86400);
+    gint64 delay = MIN (next - now_s + 1, 86400);
 
     self->license_id = g_timeout_add_seconds ((guint) delay, license_cb, self);
   }

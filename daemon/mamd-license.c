@@ -315,6 +315,14 @@ mamd_license_check_mam (const MamdLicense *license, const char *server_id, gint6
   return TRUE;
 }
 
+gint64
+mamd_license_next_change (const MamdLicense *license, gint64 now)
+{
+  if (license->issued_at - ISSUED_AT_SKEW > now)
+    return license->issued_at - ISSUED_AT_SKEW;
+  return license->expires_at > now ? license->expires_at : 0;
+}
+
 static char *
 bio_to_string (BIO *bio)
 {

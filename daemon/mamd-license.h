@@ -36,6 +36,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdLicense, mamd_license_free)
  * MAMD_ERROR_NOT_LICENSED with the reason otherwise. */
 gboolean mamd_license_check_mam (const MamdLicense *license, const char *server_id,
                                  gint64 now, GError **error);
+/* The next time (unix seconds) after @now at which the answer of
+ * mamd_license_check_mam() changes: the licence becomes valid, or expires;
+ * 0 when it never will. */
+gint64 mamd_license_next_change (const MamdLicense *license, gint64 now);
 
 /* For tools/ and tests only: the daemon never signs. */
 gboolean mamd_license_generate_key (const char *private_key_path, const char *public_key_path,

@@ -190,6 +190,12 @@ test_expired (Fixture *fx, gconstpointer data)
   assert_check_fails (license, "chat", 1735689600 - 301, "licence is not valid before");
   g_assert_true (mamd_license_check_mam (license, "chat", 1735689600 - 299, &error));
   g_assert_no_error (error);
+
+  /* the gates are checked again when the answer changes: valid, then expired */
+  g_assert_cmpint (mamd_license_next_change (license, 1735689600 - 86400), ==, 1735689600 - 300);
+  g_assert_cmpint (mamd_license_next_change (license, 1735689600 - 300), ==, 1767225600);
+  g_assert_cmpint (mamd_license_next_change (license, 1767225599), ==, 1767225600);
+  g_assert_cmpint (mamd_license_next_change (license, 1767225600), ==, 0);
 }
 
 static void
