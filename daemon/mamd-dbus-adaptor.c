@@ -179,7 +179,6 @@ call_free (MamdDbusCall *call)
     uid_calls_add (call->adaptor, call->caller.uid, -1);
   g_clear_object (&call->invocation);
   g_clear_object (&call->cancellable);
-  g_clear_pointer (&call->credential, g_variant_unref);
   g_free (call->object_path);
   g_object_unref (call->adaptor);
   g_free (call);
@@ -192,45 +191,13 @@ mamd_dbus_call_return_value (MamdDbusCall *call, GVariant *value)
   call_free (call);
 }
 
-char *
-mamd_dbus_scrub_message (const char *message, GVariant *credential)
-{
-  g_autofree char *text = g_strdup (message);
-  GVariantIter iter;
-  const char *key;
-  GVariant *value;
-
-  if (credential == NULL || !g_variant_is_of_type (credential, G_VARIANT_TYPE_VARDICT))
-    return g_steal_pointer (&text);
-  g_variant_iter_init (&iter, credential);
-  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value)) {
-    const char *secret;
-
-    if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-      continue;
-    secret = g_variant_get_string (value, NULL);
-    /* GUIDs are identifiers the messages must name; short values would
-     * blank out ordinary words */
-    if (strlen (secret) < 8 || mamd_guid_is_canonical (secret))
-      continue;
-    if (strstr (text, secret) != NULL) {
-      g_auto(GStrv) parts = g_strsplit (text, secret, -1);
-      g_free (text);
-      text = g_strjoinv ("[credential]", parts);
-    }
-  }
-  return g_steal_pointer (&text);
-}
-
 void
 mamd_dbus_call_return_error (MamdDbusCall *call, const GError *error)
 {
   g_autoptr(GError) reply = NULL;
-  g_autofree char *message = NULL;
 
   if (error->domain == MAMD_ERROR && error->code >= 0 && error->code < MAMD_ERROR_LAST) {
-    message = mamd_dbus_scrub_message (error->message, call->credential);
-    reply = g_error_new_literal (MAMD_ERROR, error->code, message);
+    reply = g_error_new_literal (MAMD_ERROR, error->code, error->message);
   } else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
              call->adaptor->stopping) {
     reply = g_error_new_literal (MAMD_ERROR, MAMD_ERROR_BUSY, STOPPING_MESSAGE);
@@ -249,12 +216,11 @@ mamd_dbus_call_return_error (MamdDbusCall *call, const GError *error)
     } else {
       clean = g_strdup (error->message);
     }
-    message = mamd_dbus_scrub_message (clean, call->credential);
-    g_warning ("%s failed: %s (%s %d)", call->method->member, message,
+    g_warning ("%s failed: %s (%s %d)", call->method->member, clean,
                g_quark_to_string (error->domain), error->code);
     reply = g_error_new (MAMD_ERROR, MAMD_ERROR_FAILED,
                          "%s failed: %s; see the mamd log for details",
-                         call->method->member, message);
+                         call->method->member, clean);
   }
   g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), reply);
   call_free (call);

@@ -116,7 +116,6 @@ handle_sign_in (MamdDbusCall *call, GVariant *parameters)
   g_autoptr(GError) error = NULL;
 
   g_variant_get (parameters, "(&s&s@a{sv}@a{sv})", &server, &method, &credential, &device);
-  call->credential = g_variant_ref (credential);
   platform = device_string (device, "platform", &error);
   if (platform == NULL) {
     mamd_dbus_call_return_error (call, error);

@@ -52,7 +52,6 @@ struct _MamdDbusCall {
   GCancellable *cancellable;         /* cancelled when the caller leaves the bus */
   MamdCaller caller;
   char *object_path;
-  GVariant *credential;              /* SignIn only: for scrubbing error messages */
   gboolean uid_counted;              /* counted in the adaptor's calls per uid */
 };
 
@@ -66,7 +65,6 @@ void mamd_dbus_call_return_error_literal (MamdDbusCall *call, MamdError code,
 /* Pure helpers, also for the handlers. */
 GVariant *mamd_dbus_session_properties (const MamdSessionRecord *rec);
 GVariant *mamd_dbus_session_property (const MamdSessionRecord *rec, const char *name);
-char *mamd_dbus_scrub_message (const char *message, GVariant *credential);
 
 /* Queues a signal behind every earlier one (the FIFO keeps seq order). */
 void mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_path,

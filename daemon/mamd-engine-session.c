@@ -27,6 +27,35 @@ log_refusal (const char *what, const char *decision_id, const char *server_id,
   g_log_structured_array (G_LOG_LEVEL_MESSAGE, fields, G_N_ELEMENTS (fields));
 }
 
+/* A plugin's error may quote its credential: every string value of it is
+ * cut out before the message reaches a log or a caller. GUIDs stay (the
+ * messages must name them), as do values shorter than 8 bytes, which would
+ * blank out ordinary words. */
+static void
+scrub_credential (GError *error, GVariant *credential)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+
+  g_variant_iter_init (&iter, credential);
+  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value)) {
+    const char *secret;
+
+    if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+      continue;
+    secret = g_variant_get_string (value, NULL);
+    if (strlen (secret) < 8 || mamd_guid_is_canonical (secret))
+      continue;
+    if (strstr (error->message, secret) != NULL) {
+      g_auto(GStrv) parts = g_strsplit (error->message, secret, -1);
+
+      g_free (error->message);
+      error->message = g_strjoinv ("[credential]", parts);
+    }
+  }
+}
+
 static gboolean
 caller_may_act (const MamdCaller *caller, const MamdSessionRecord *rec, GError **error)
 {
@@ -378,6 +407,8 @@ sign_in_auth_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   guint64 seq;
 
   identity = mamd_plugin_authenticate_finish (MAMD_PLUGIN (source), res, &error);
+  if (error != NULL)
+    scrub_credential (error, sd->credential);
   if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     g_autoptr(GError) stale = NULL;
 

@@ -246,6 +246,11 @@ test_credential_never_echoed (void)
   expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
                                                    "'user-name': <%s>, 'fail': <'invalid-token'>}",
                                                    oid, MAMD_TEST_TENANT_ID, MARKER));
+  /* a plugin that quotes its credential: cut out of the reply and the log */
+  expect_no_marker_error (d, g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                                   "'user-name': <%s>, "
+                                                   "'fail': <'bug-quote-credential'>}",
+                                                   oid, MAMD_TEST_TENANT_ID, MARKER));
 
   /* a session whose credential holds the marker goes through its whole life */
   result = sign_in_with (d, SERVER, mamd_test_credential (oid, MAMD_TEST_TENANT_ID, MARKER),

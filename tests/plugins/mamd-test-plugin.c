@@ -22,7 +22,9 @@
  *   "user-name" s  optional
  *   "fail"      s  forces an error: invalid-token, key-unavailable,
  *                  missing-auth-account, invalid-resource, failed, or
- *                  bug-no-error (NULL without an error, a deliberate bug)
+ *                  bug-no-error (NULL without an error, a deliberate bug),
+ *                  or bug-quote-credential (an error that quotes "user-name",
+ *                  as a careless plugin might quote a token)
  *   "delay-ms"  u  per-call delay, overrides DelayMs
  *   anything else, or a wrong type: InvalidArgs
  * The identity has id_attribute "object-id", id_source "test credential".
@@ -181,6 +183,12 @@ authenticate_now (GVariant *credential, gint64 *delay_ms, GError **error)
     {
       if (g_strcmp0 (fail, "bug-no-error") == 0)
         return NULL;
+      if (g_strcmp0 (fail, "bug-quote-credential") == 0)
+        {
+          g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN,
+                       "the credential of user %s is not valid", user_name);
+          return NULL;
+        }
       for (guint i = 0; i < G_N_ELEMENTS (forced_failures); i++)
         {
           if (g_strcmp0 (fail, forced_failures[i].name) == 0)
