@@ -2,8 +2,8 @@
  * Shared by the office365 plugin tests: test-oauth-plugin.c (the module
  * loaded in process) and test-oauth-dbus.c (sign-in through the real mamd).
  * The identities the tokens carry, waiting on the default main context
- * (where the in-process identity provider serves), client secret files and
- * the SignIn credential.
+ * (where the in-process identity provider serves), client secret and CA
+ * files, and the SignIn credential.
  */
 #pragma once
 
@@ -27,6 +27,9 @@ gboolean on_wait_timeout (gpointer user_data);
 void wait_for_flag (const gboolean *flag);
 /* Writes @contents to @dir/@name with permissions @mode; the path. */
 char *write_secret (const char *dir, const char *name, const char *contents, int mode);
+/* Writes a new self-signed CA certificate (PEM) to @dir/@name, replacing
+ * the file; the path. */
+char *write_ca_file (const char *dir, const char *name);
 /* The a{sv} credential {"access-token": @token}, floating reference sunk. */
 GVariant *token_credential (const char *token);
 

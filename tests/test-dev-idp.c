@@ -126,10 +126,11 @@ read_log (Fixture *f)
 /* ---- HTTP ---- */
 
 /* @method on @authority@path, @form the body of a POST; @origin sets the
- * Origin header. Returns the status, *body the answer. */
+ * Origin header, @host the Host header (NULL: the authority's). Returns
+ * the status, *body the answer. */
 static guint
-http_request (Fixture *f, const char *method, const char *path, const char *form,
-              const char *origin, char **body)
+http_request_full (Fixture *f, const char *method, const char *path, const char *form,
+                   const char *origin, const char *host, char **body)
 {
   g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 10, NULL);
   g_autofree char *url = g_strconcat (f->authority, path, NULL);
@@ -147,11 +148,20 @@ http_request (Fixture *f, const char *method, const char *path, const char *form
     }
   if (origin != NULL)
     soup_message_headers_replace (soup_message_get_request_headers (msg), "Origin", origin);
+  if (host != NULL)
+    soup_message_headers_replace (soup_message_get_request_headers (msg), "Host", host);
   bytes = soup_session_send_and_read (session, msg, NULL, &error);
   g_assert_no_error (error);
   *body = g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
   g_test_message ("%s %s -> %u %s", method, path, soup_message_get_status (msg), *body);
   return soup_message_get_status (msg);
+}
+
+static guint
+http_request (Fixture *f, const char *method, const char *path, const char *form,
+              const char *origin, char **body)
+{
+  return http_request_full (f, method, path, form, origin, NULL, body);
 }
 
 static char *
@@ -696,6 +706,56 @@ test_rotate_endpoint_refusals (Fixture *f, gconstpointer data)
   g_assert_cmpstrv (after, ((const char *const[]) { body, before[0], NULL }));
 }
 
+/* Both developer endpoints refuse web pages, even same-origin ones after
+ * DNS rebinding: an Origin header, or a Host that is not a loopback name
+ * with this server's port. */
+static void
+test_dev_endpoint_guards (Fixture *f, gconstpointer data)
+{
+  const char *port = strrchr (f->authority, ':') + 1;
+  const char *const paths[] = { "/mamd-dev/mint", "/mamd-dev/rotate" };
+  g_autofree char *evil = g_strdup_printf ("evil.example:%s", port);
+  g_autofree char *other_port = g_strdup_printf ("127.0.0.1:%u",
+                                                 (guint) g_ascii_strtoull (port, NULL, 10) + 1);
+  g_autofree char *localhost = g_strdup_printf ("LocalHost:%s", port);
+  g_autofree char *suffixed = g_strdup_printf ("localhost.evil.example:%s", port);
+  const char *const bad_hosts[] = { evil, other_port, suffixed, "127.0.0.1",
+                                    "127.0.0.1.evil.example" };
+  const char *form = "tenant=" TENANT "&client=" CLIENT "&scope=" SCOPE "&oid=" OID;
+  g_auto(GStrv) before = fetch_kids (f);
+  g_auto(GStrv) after = NULL;
+  g_autofree char *body = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      g_assert_cmpuint (http_request_full (f, SOUP_METHOD_POST, paths[i], form,
+                                           "http://evil.example", evil, &body),
+                        ==, SOUP_STATUS_FORBIDDEN);
+      g_clear_pointer (&body, g_free);
+      g_assert_cmpuint (http_request (f, SOUP_METHOD_POST, paths[i], form, "null", &body),
+                        ==, SOUP_STATUS_FORBIDDEN);
+      g_clear_pointer (&body, g_free);
+      for (guint j = 0; j < G_N_ELEMENTS (bad_hosts); j++)
+        {
+          g_assert_cmpuint (http_request_full (f, SOUP_METHOD_POST, paths[i], form, NULL,
+                                               bad_hosts[j], &body),
+                            ==, SOUP_STATUS_FORBIDDEN);
+          g_assert_nonnull (strstr (body, "Host"));
+          g_clear_pointer (&body, g_free);
+        }
+    }
+  after = fetch_kids (f);
+  g_assert_cmpstrv (after, before);
+
+  /* loopback names, in any case, with the port */
+  g_assert_cmpuint (http_request_full (f, SOUP_METHOD_POST, "/mamd-dev/mint", form, NULL,
+                                       localhost, &body), ==, SOUP_STATUS_OK);
+  g_clear_pointer (&body, g_free);
+  g_assert_cmpuint (http_request_full (f, SOUP_METHOD_POST, "/mamd-dev/rotate", "", NULL,
+                                       f->authority + strlen ("http://"), &body),
+                    ==, SOUP_STATUS_OK);
+}
+
 static void
 test_rotate_on_schedule (Fixture *f, gconstpointer data)
 {
@@ -753,6 +813,8 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/on-demand", Fixture, NULL, fixture_setup,
               test_rotate_on_demand, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/dev-endpoint-guards", Fixture, NULL, fixture_setup,
+              test_dev_endpoint_guards, fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/endpoint-refusals", Fixture, NULL, fixture_setup,
               test_rotate_endpoint_refusals, fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/on-schedule", Fixture, every_second, fixture_setup,

@@ -77,7 +77,7 @@ dbus_write_server (DbusFixture *f, const char *extra)
 
   conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=%s\nClientId=%s\n"
                           "AuthService=office365\nAllowedPlatforms=ios\nAutoCreateUsers=true\n"
-                          "[office365]\nAuthority=%s\nKeyRefetchCooldown=0\nHttpTimeout=60\n%s",
+                          "[office365]\nAuthority=%s\nHttpTimeout=60\n%s",
                           MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID,
                           mamd_idp_server_get_authority (f->idp), extra != NULL ? extra : "");
   mamd_test_daemon_write_server (f->d, "chat", conf);

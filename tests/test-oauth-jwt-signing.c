@@ -301,13 +301,14 @@ test_jwks_parse (void)
   g_autofree char *a = jwk_text_with (key_a, "key-a", "issuer", "\"" ISSUER "\"");
   g_autofree char *b = jwk_text_with (key_b, "key-b", "alg", NULL);  /* Entra omits alg */
   g_autofree char *c = jwk_text_with (key_b, "key-b-use", "use", NULL);
-  g_autofree char *text = jwks_text (a, b, c, NULL);
+  g_autofree char *d = jwk_text_with (key_b, "key-b-ops", "key_ops", "[\"sign\",\"verify\"]");
+  g_autofree char *text = jwks_text (a, b, c, d, NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(MamdJwks) keys = jwks_parse_text (text, &error);
   MamdJwks *ref;
 
   g_assert_no_error (error);
-  g_assert_cmpuint (mamd_jwks_get_n_keys (keys), ==, 3);
+  g_assert_cmpuint (mamd_jwks_get_n_keys (keys), ==, 4);
   g_assert_cmpuint (mamd_jwks_get_n_skipped (keys), ==, 0);
   g_assert_cmpstr (mamd_jwks_lookup (keys, "key-a")->issuer, ==, ISSUER);
   g_assert_null (mamd_jwks_lookup (keys, "key-b")->issuer);
@@ -317,7 +318,23 @@ test_jwks_parse (void)
 
   ref = mamd_jwks_ref (keys);
   mamd_jwks_unref (ref);
-  g_assert_cmpuint (mamd_jwks_get_n_keys (keys), ==, 3);
+  g_assert_cmpuint (mamd_jwks_get_n_keys (keys), ==, 4);
+
+  /* without "use", key_ops alone says what the key is for */
+  {
+    g_autoptr(JsonObject) jwk = mamd_idp_key_to_jwk (key_a, "ops-only", NULL);
+    g_autofree char *e = NULL;
+    g_autofree char *one = NULL;
+    g_autoptr(MamdJwks) set = NULL;
+
+    json_object_remove_member (jwk, "use");
+    json_object_set_member (jwk, "key_ops", json_from_string ("[\"verify\",\"encrypt\"]", NULL));
+    e = object_text (jwk);
+    one = jwks_text (e, NULL);
+    set = jwks_parse_text (one, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (mamd_jwks_lookup (set, "ops-only"));
+  }
 }
 
 static void
@@ -343,6 +360,13 @@ test_jwks_skipped (void)
     { "kid", "\"\"" },
     { "kid", "7" },
     { "issuer", "7" },
+    /* RFC 7517 4.3 */
+    { "key_ops", "[\"encrypt\",\"wrapKey\"]" }, /* does not allow verify */
+    { "key_ops", "[]" },
+    { "key_ops", "\"verify\"" },
+    { "key_ops", "[\"verify\",7]" },
+    { "key_ops", "[[\"verify\"]]" },
+    { "key_ops", "[\"verify\",\"encrypt\"]" }, /* disagrees with use: sig */
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -391,6 +415,14 @@ test_jwks_invalid (void)
     "", "[]", "{}", "{\"keys\":{}}", "{\"keys\":\"x\"}", "{\"keys\":[]}", "{\"keys\":null}",
     "{\"keys\":[{}]}", "not json", dup, dup_member, big,
   };
+  /* a kid listed twice is refused even when one of the keys would be
+   * skipped: an EC key, an encryption key, one that is not even RSA */
+  g_autofree char *ec = jwk_text_with (key_ec, "same", NULL, NULL);
+  g_autofree char *enc = jwk_text_with (key_b, "same", "use", "\"enc\"");
+  g_autofree char *dup_ec = jwks_text (ec, a, NULL);
+  g_autofree char *dup_enc = jwks_text (a, enc, NULL);
+  g_autofree char *dup_skipped = jwks_text (ec, enc, a, NULL);
+  const char *dups[] = { dup, dup_ec, dup_enc, dup_skipped };
 
   for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
     {
@@ -400,13 +432,16 @@ test_jwks_invalid (void)
       g_assert_null (keys);
       g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
     }
-  {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(MamdJwks) keys = jwks_parse_text (dup, &error);
+  for (guint i = 0; i < G_N_ELEMENTS (dups); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MamdJwks) keys = jwks_parse_text (dups[i], &error);
 
-    g_assert_null (keys);
-    assert_message_contains (error, "more than once");
-  }
+      g_test_message ("%s", dups[i]);
+      g_assert_null (keys);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
+      assert_message_contains (error, "more than once");
+    }
 }
 
 /* ---- the mint helpers themselves, checked with OpenSSL directly ---- */

@@ -20,6 +20,9 @@
 #define TENANT "6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 #define CLIENT "0b9a8c7d-6e5f-4d3c-2b1a-0f9e8d7c6b5a"
 #define SECRET "s3cr3t-Value_only.unreserved~chars"
+/* goes out form-encoded as Ab%2Bc%2Fd%3De%26f%25g%3Fh~i.j_k-lQ~7xyz */
+#define ODD_SECRET "Ab+c/d=e&f%g?h~i.j_k-lQ~7xyz"
+#define ODD_SECRET_FORM_LOWER "ab%2bc%2fd%3de%26f%25g%3fh~i.j_k-lq~7xyz"
 #define USER_OID "11111111-2222-4333-8444-555555555555"
 #define MAM_SCOPE "https://msmamservice.api.application/.default"
 #define JWKS_PATH "/discovery/v2.0/keys"
@@ -27,7 +30,7 @@
 #define TOKEN_PATH "/oauth2/v2.0/token"
 #define CAP (256 * 1024)
 
-/* Set when any log line carries the client secret. */
+/* Set when any log line carries a client secret, raw or form-encoded. */
 static gboolean secret_logged;
 
 typedef struct {
@@ -93,6 +96,29 @@ rogue_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHa
     }
   else if (strcmp (path, "/hang") == 0)
     soup_server_message_pause (msg); /* never answered */
+  else if (strcmp (path, "/echo-value") == 0)
+    {
+      /* echoes the secret as it was sent, hex in lower case, without
+       * naming the field */
+      SoupMessageBody *request = soup_server_message_get_request_body (msg);
+      g_autoptr(GBytes) form = soup_message_body_flatten (request);
+      g_autofree char *text = g_strndup (g_bytes_get_data (form, NULL), g_bytes_get_size (form));
+      char *value = strstr (text, "client_secret=") + strlen ("client_secret=");
+      g_autofree char *doc = NULL;
+
+      *strchrnul (value, '&') = '\0';
+      for (char *p = value; *p != '\0'; p++)
+        if (p > value + 1 && p[-2] == '%')
+          {
+            p[-1] = g_ascii_tolower (p[-1]);
+            p[0] = g_ascii_tolower (p[0]);
+          }
+      doc = g_strdup_printf ("{\"error\":\"invalid_client\",\"error_description\":"
+                             "\"AADSTS7000215: got %s and %s\"}", value, value);
+      soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, NULL);
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, doc,
+                                        strlen (doc));
+    }
   else if (strcmp (path, "/echo-token") == 0)
     {
       /* a provider that echoes the request in its error description */
@@ -822,6 +848,20 @@ test_permission_missing (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (state, "last check failed"));
   g_assert_cmpuint (changed, ==, 1);
 
+  /* back, with an answer about the secret itself (expired): that says
+   * nothing about consent either */
+  mamd_idp_server_set_down (fx->idp, FALSE);
+  mamd_idp_server_set_token_error (fx->idp, "AADSTS7000222");
+  mamd_oauth_permission_check_now (permission);
+  wait_check (permission);
+  g_assert_cmpint (mamd_oauth_permission_get_state (permission), ==,
+                   MAMD_OAUTH_PERMISSION_MISSING);
+  g_assert_false (mamd_oauth_permission_check_gate (permission, NULL));
+  g_clear_pointer (&state, g_free);
+  state = mamd_oauth_permission_describe (permission);
+  g_assert_nonnull (strstr (state, "last check failed: AADSTS7000222: "));
+  g_assert_cmpuint (changed, ==, 1);
+
   /* consent granted: the gate opens */
   mamd_idp_server_set_down (fx->idp, FALSE);
   mamd_idp_server_set_token_error (fx->idp, NULL);
@@ -841,10 +881,13 @@ test_permission_other_errors (Fixture *fx, gconstpointer data)
                                                          &changed);
   g_autoptr(MamdOauthPermission) expired = NULL;
   g_autoptr(MamdOauthPermission) echo = NULL;
+  g_autoptr(MamdOauthPermission) echo_value = NULL;
   g_autoptr(MamdOauthPermission) unreachable = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *state = NULL;
   g_autofree char *echo_url = g_strconcat (fx->rogue_base, "/echo-token", NULL);
+  g_autofree char *echo_value_url = g_strconcat (fx->rogue_base, "/echo-value", NULL);
+  g_autofree char *lower = NULL;
 
   /* wrong secret: reported with its code, the gate stays open */
   mamd_oauth_permission_check_now (wrong);
@@ -871,15 +914,27 @@ test_permission_other_errors (Fixture *fx, gconstpointer data)
   g_assert_true (g_str_has_prefix (state, "AADSTS7000222: "));
   g_clear_pointer (&state, g_free);
 
-  /* a provider that echoes the form back: the secret is scrubbed */
-  echo = permission_new (fx, echo_url, SECRET, &changed);
+  /* a provider that echoes the form back: a description that talks about
+   * client_secret is withheld, whatever the encoding of the secret */
+  echo = permission_new (fx, echo_url, ODD_SECRET, &changed);
   mamd_oauth_permission_check_now (echo);
   wait_check (echo);
   g_assert_cmpint (mamd_oauth_permission_get_state (echo), ==, MAMD_OAUTH_PERMISSION_ERROR);
   state = mamd_oauth_permission_describe (echo);
   g_assert_true (g_str_has_prefix (state, "AADSTS7000215: "));
-  g_assert_nonnull (strstr (state, "[secret]"));
-  g_assert_null (strstr (state, SECRET));
+  g_assert_nonnull (strstr (state, "withheld"));
+  g_assert_null (strstr (state, "client_id="));
+  g_clear_pointer (&state, g_free);
+
+  /* one that echoes just the value as sent (form-encoded, hex in lower
+   * case): scrubbed as well as the raw secret would be */
+  echo_value = permission_new (fx, echo_value_url, ODD_SECRET, &changed);
+  mamd_oauth_permission_check_now (echo_value);
+  wait_check (echo_value);
+  state = mamd_oauth_permission_describe (echo_value);
+  g_assert_true (g_str_has_prefix (state, "AADSTS7000215: got [secret] and [secret]"));
+  lower = g_ascii_strdown (state, -1);
+  g_assert_null (strstr (lower, "%2bc%2f"));
   g_clear_pointer (&state, g_free);
 
   /* nothing listening: a transport failure, the gate stays open */
@@ -901,8 +956,16 @@ static GLogWriterOutput
 log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
 {
   for (gsize i = 0; i < n_fields; i++)
-    if (fields[i].length < 0 && strstr (fields[i].value, SECRET) != NULL)
-      secret_logged = TRUE;
+    {
+      g_autofree char *lower = NULL;
+
+      if (fields[i].length >= 0)
+        continue;
+      lower = g_ascii_strdown (fields[i].value, -1);
+      if (strstr (fields[i].value, SECRET) != NULL || strstr (fields[i].value, ODD_SECRET) != NULL
+          || strstr (lower, ODD_SECRET_FORM_LOWER) != NULL)
+        secret_logged = TRUE;
+    }
   return g_log_writer_default (level, fields, n_fields, user_data);
 }
 

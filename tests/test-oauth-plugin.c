@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -136,7 +137,7 @@ authenticate (GObject *config, const char *token, GError **error)
 static char *
 idp_config (MamdIdpServer *idp, const char *extra)
 {
-  return g_strdup_printf ("Authority=%s\nKeyRefetchCooldown=0\n%s",
+  return g_strdup_printf ("Authority=%s\n%s",
                           mamd_idp_server_get_authority (idp), extra != NULL ? extra : "");
 }
 
@@ -198,7 +199,7 @@ test_config_every_key (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
   g_autofree char *secret = write_secret (dir, "secret", SECRET "\n", 0600);
-  g_autofree char *ca = write_secret (dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+  g_autofree char *ca = write_ca_file (dir, "ca.pem");
   g_autofree char *group = NULL;
   g_autofree char *text = NULL;
   g_autoptr(GError) error = NULL;
@@ -269,18 +270,23 @@ static const BadConfig bad_configs[] = {
   { "KeyRefreshInterval=0\n", "KeyRefreshInterval" },
   { "KeyRefreshInterval=1e3\n", "KeyRefreshInterval" },
   { "KeyRefetchCooldown=86401\n", "KeyRefetchCooldown" },
+  { "KeyRefetchCooldown=0\n", "KeyRefetchCooldown" },
+  { "KeyRefetchCooldown=9\n", "KeyRefetchCooldown" },
   { "HttpTimeout=0\n", "HttpTimeout" },
   { "HttpTimeout=10s\n", "HttpTimeout" },
   { "PermissionCheckInterval=1\n", "PermissionCheckInterval" },
   { "PermissionScope=\n", "PermissionScope" },
   { "CaFile=%s/missing.pem\n", "CaFile" },
   { "CaFile=relative.pem\n", "CaFile" },
+  { "CaFile=%s/not-pem\n", "CaFile" },
+  { "CaFile=%s/empty\n", "CaFile" },
   { "ClientSecretFile=%s/missing\n", "ClientSecretFile" },
   { "ClientSecretFile=%s/group-readable\n", "ClientSecretFile" },
   { "ClientSecretFile=%s/world-readable\n", "ClientSecretFile" },
   { "ClientSecretFile=%s/empty\n", "ClientSecretFile" },
   { "ClientSecretFile=%s\n", "ClientSecretFile" }, /* a directory */
   { "ClientSecretFile=secret\n", "ClientSecretFile" },
+  { "ClientSecretFile=%s/link\n", "ClientSecretFile" }, /* to a private file */
 };
 
 static void
@@ -290,6 +296,11 @@ test_config_invalid (void)
   g_autofree char *f1 = write_secret (dir, "group-readable", SECRET, 0640);
   g_autofree char *f2 = write_secret (dir, "world-readable", SECRET, 0604);
   g_autofree char *f3 = write_secret (dir, "empty", "\n", 0600);
+  g_autofree char *f4 = write_secret (dir, "not-pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+  g_autofree char *target = write_secret (dir, "target", SECRET, 0600);
+  g_autofree char *link = g_build_filename (dir, "link", NULL);
+
+  g_assert_cmpint (symlink (target, link), ==, 0);
 
   for (guint i = 0; i < G_N_ELEMENTS (bad_configs); i++)
     {
@@ -336,6 +347,9 @@ test_config_invalid (void)
   g_unlink (f1);
   g_unlink (f2);
   g_unlink (f3);
+  g_unlink (f4);
+  g_unlink (link);
+  g_unlink (target);
   g_rmdir (dir);
 }
 
@@ -437,9 +451,46 @@ test_authenticate_other_tenant (void)
 }
 
 /* The provider is down from the start: no key can be had, which is
- * retryable; once it is back the same token signs in. */
+ * retryable, and stays so for the rest of the cool-down (one fetch however
+ * many sign-ins); the configuration going live (start-up or reload)
+ * fetches again, and the same token signs in. */
 static void
 test_authenticate_key_unavailable (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *group = idp_config (idp, NULL);
+  g_autoptr(GObject) config = load_config (group, &error);
+  g_autofree char *token = mint (idp, TENANT, OID);
+  g_autoptr(MamdIdentity) identity = NULL;
+  guint fetches;
+
+  g_assert_no_error (error);
+  mamd_idp_server_set_down (idp, TRUE);
+  identity = authenticate (config, token, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+  g_clear_error (&error);
+
+  mamd_idp_server_set_down (idp, FALSE);
+  fetches = mamd_idp_server_get_request_count (idp, "/keys");
+  identity = authenticate (config, token, &error);
+  g_assert_null (identity);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+  g_clear_error (&error);
+  g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), ==, fetches);
+
+  mamd_plugin_config_activate (get_plugin (), config, TRUE);
+  identity = authenticate (config, token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (identity->object_id, ==, OID);
+  mamd_plugin_config_activate (get_plugin (), config, FALSE);
+}
+
+/* Down later: the last good keys still serve the known kid, and a new kid
+ * cannot be fetched, which is not the token's fault. */
+static void
+test_authenticate_provider_down (void)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
@@ -450,20 +501,11 @@ test_authenticate_key_unavailable (void)
   g_autoptr(MamdIdentity) identity = NULL;
 
   g_assert_no_error (error);
-  mamd_idp_server_set_down (idp, TRUE);
-  identity = authenticate (config, token, &error);
-  g_assert_null (identity);
-  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
-  g_clear_error (&error);
-
-  mamd_idp_server_set_down (idp, FALSE);
+  mamd_plugin_config_activate (get_plugin (), config, TRUE);
   identity = authenticate (config, token, &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (identity->object_id, ==, OID);
   g_clear_pointer (&identity, mamd_identity_free);
 
-  /* down again: the last good keys still serve the known kid, and a new
-   * kid cannot be fetched, which is not the token's fault */
   mamd_idp_server_rotate_key (idp);
   rotated = mint (idp, TENANT, OID);
   mamd_idp_server_set_down (idp, TRUE);
@@ -473,6 +515,7 @@ test_authenticate_key_unavailable (void)
   identity = authenticate (config, rotated, &error);
   g_assert_null (identity);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
+  mamd_plugin_config_activate (get_plugin (), config, FALSE);
 }
 
 static void
@@ -493,6 +536,9 @@ test_authenticate_unknown_kid (void)
   guint fetches;
 
   g_assert_no_error (error);
+  /* live, as mamd runs it: the keys are fetched at once, outside the
+   * unknown-kid cool-down */
+  mamd_plugin_config_activate (get_plugin (), config, TRUE);
   identity = authenticate (config, first, &error);
   g_assert_no_error (error);
   g_clear_pointer (&identity, mamd_identity_free);
@@ -524,6 +570,62 @@ test_authenticate_unknown_kid (void)
   g_assert_null (identity);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
   assert_contains (error->message, "signature");
+  mamd_plugin_config_activate (get_plugin (), config, FALSE);
+}
+
+/* A reload reads the CA file again: while it is unchanged the new config
+ * shares the key cache (no fetch), once it is replaced the cache starts
+ * afresh with an HTTP client that trusts the new file, and the old cache,
+ * which no live config uses, is dropped. */
+static void
+test_ca_file_reload (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *ca = write_ca_file (dir, "ca.pem");
+  g_autofree char *extra = g_strdup_printf ("CaFile=%s\n", ca);
+  g_autofree char *group = idp_config (idp, extra);
+  g_autofree char *token = mint (idp, TENANT, OID);
+  GObject *configs[3] = { NULL, NULL, NULL };
+  guint fetches = 0;
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
+    {
+      g_autoptr(MamdIdentity) identity = NULL;
+
+      if (i == 2)
+        g_free (write_ca_file (dir, "ca.pem"));
+      configs[i] = load_config (group, &error);
+      g_assert_no_error (error);
+      /* what mamd does on reload: the new config goes live, then the old goes */
+      mamd_plugin_config_activate (get_plugin (), configs[i], TRUE);
+      if (i > 0)
+        mamd_plugin_config_activate (get_plugin (), configs[i - 1], FALSE);
+      identity = authenticate (configs[i], token, &error);
+      g_assert_no_error (error);
+      if (i == 1)
+        g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), ==, fetches);
+      else
+        g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), >, fetches);
+      fetches = mamd_idp_server_get_request_count (idp, "/keys");
+    }
+  /* no live config uses the cache any more: it is dropped, and the next
+   * activation starts afresh */
+  mamd_plugin_config_activate (get_plugin (), configs[2], FALSE);
+  mamd_plugin_config_activate (get_plugin (), configs[2], TRUE);
+  {
+    g_autoptr(MamdIdentity) identity = authenticate (configs[2], token, &error);
+
+    g_assert_no_error (error);
+  }
+  g_assert_cmpuint (mamd_idp_server_get_request_count (idp, "/keys"), >, fetches);
+  mamd_plugin_config_activate (get_plugin (), configs[2], FALSE);
+  for (guint i = 0; i < G_N_ELEMENTS (configs); i++)
+    g_object_unref (configs[i]);
+  g_unlink (ca);
+  g_rmdir (dir);
 }
 
 /* ---- the MAM service permission and the gate ---- */
@@ -700,11 +802,14 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/oauth/plugin/config/defaults", test_config_defaults);
   g_test_add_func ("/mamd/oauth/plugin/config/every-key", test_config_every_key);
   g_test_add_func ("/mamd/oauth/plugin/config/invalid", test_config_invalid);
+  g_test_add_func ("/mamd/oauth/plugin/config/ca-file-reload", test_ca_file_reload);
   g_test_add_func ("/mamd/oauth/plugin/authenticate/valid", test_authenticate_valid);
   g_test_add_func ("/mamd/oauth/plugin/authenticate/credential", test_authenticate_credential);
   g_test_add_func ("/mamd/oauth/plugin/authenticate/other-tenant", test_authenticate_other_tenant);
   g_test_add_func ("/mamd/oauth/plugin/authenticate/key-unavailable",
                    test_authenticate_key_unavailable);
+  g_test_add_func ("/mamd/oauth/plugin/authenticate/provider-down",
+                   test_authenticate_provider_down);
   g_test_add_func ("/mamd/oauth/plugin/authenticate/unknown-kid", test_authenticate_unknown_kid);
   g_test_add_func ("/mamd/oauth/plugin/gate/granted", test_gate_granted);
   g_test_add_func ("/mamd/oauth/plugin/gate/invalid-resource", test_gate_invalid_resource);

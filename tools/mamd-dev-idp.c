@@ -28,8 +28,9 @@
  * error (including a request the server refused as invalid).
  *
  * Never for production: anyone who can reach its port can mint tokens, so
- * it listens on 127.0.0.1 only and answers minting and rotation to loopback
- * peers only.
+ * it listens on 127.0.0.1 only and answers minting and rotation only to
+ * loopback peers that name it by a loopback Host and send no Origin (no web
+ * page, even one that rebinds its DNS name to 127.0.0.1).
  */
 #include "config.h"
 
@@ -262,6 +263,59 @@ answer_text (SoupServerMessage *msg, guint status, const char *text)
                                     strlen (text));
 }
 
+/* Whether @host (a Host header) names this server by a loopback name:
+ * 127.0.0.1, [::1] or localhost, with the port @msg came in on. A web page
+ * that rebinds its own DNS name to 127.0.0.1 still sends that name. */
+static gboolean
+host_is_loopback (SoupServerMessage *msg, const char *host)
+{
+  static const char *const names[] = { "127.0.0.1", "[::1]", "localhost" };
+  GSocketAddress *local = soup_server_message_get_local_address (msg);
+  guint16 port;
+
+  if (host == NULL || local == NULL || !G_IS_INET_SOCKET_ADDRESS (local))
+    return FALSE;
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      gsize len = strlen (names[i]);
+      guint64 given = 0;
+
+      if (g_ascii_strncasecmp (host, names[i], len) != 0)
+        continue;
+      if (host[len] == '\0')
+        return port == 80;
+      if (host[len] != ':'
+          || !g_ascii_string_to_unsigned (host + len + 1, 10, 1, 65535, &given, NULL))
+        return FALSE;
+      return given == port;
+    }
+  return FALSE;
+}
+
+/* The guard of every developer-only endpoint (they hand out tokens and
+ * change keys): a loopback peer, no web page (a browser sends Origin with
+ * every cross-site POST) and a loopback Host (DNS rebinding). Answers 403
+ * and returns FALSE when @msg fails it. */
+static gboolean
+dev_request_allowed (SoupServerMessage *msg, const char *what)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autofree char *text = NULL;
+
+  if (!remote_is_loopback (msg))
+    text = g_strdup_printf ("%s is for loopback peers only\n", what);
+  else if (soup_message_headers_get_one (headers, "Origin") != NULL)
+    text = g_strdup_printf ("%s is not for web pages\n", what);
+  else if (!host_is_loopback (msg, soup_message_headers_get_one (headers, "Host")))
+    text = g_strdup_printf ("%s needs a Host of 127.0.0.1, [::1] or localhost with this "
+                            "server's port\n", what);
+  if (text == NULL)
+    return TRUE;
+  answer_text (msg, SOUP_STATUS_FORBIDDEN, text);
+  return FALSE;
+}
+
 static void
 answer_error (SoupServerMessage *msg, guint status, const GError *error)
 {
@@ -394,11 +448,8 @@ mint_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
   MintForm form = { NULL, NULL, NULL, NULL, NULL, NULL };
   guint64 lifetime = 3600;
 
-  if (!remote_is_loopback (msg))
-    {
-      answer_text (msg, SOUP_STATUS_FORBIDDEN, "minting is for loopback peers only\n");
-      return;
-    }
+  if (!dev_request_allowed (msg, "minting"))
+    return;
   if (g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_POST) != 0)
     {
       answer_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "use POST with a form\n");
@@ -456,25 +507,14 @@ rotate_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GH
                 gpointer user_data)
 {
   MamdIdpServer *idp = user_data;
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
 
-  if (!remote_is_loopback (msg))
-    {
-      answer_text (msg, SOUP_STATUS_FORBIDDEN, "rotating is for loopback peers only\n");
-      return;
-    }
+  if (!dev_request_allowed (msg, "rotating"))
+    return;
   if (g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_POST) != 0)
     {
       answer_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "use POST\n");
-      return;
-    }
-  /* a browser sends Origin with every cross-site POST: a web page must not
-   * be able to change the keys behind the developer's back */
-  if (soup_message_headers_get_one (headers, "Origin") != NULL)
-    {
-      answer_text (msg, SOUP_STATUS_FORBIDDEN, "rotating is not for web pages\n");
       return;
     }
   if (!rotate_and_log (idp, "on request", &error))

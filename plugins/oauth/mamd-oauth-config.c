@@ -16,6 +16,9 @@
 
 /* A client secret is a few dozen characters; anything much larger is not one. */
 #define SECRET_MAX_LEN 4096
+/* Below this, a storm of tokens with forged kids would become a storm of
+ * JWKS fetches (SECURITY.md: at most one per cool-down). */
+#define REFETCH_COOLDOWN_MIN 10
 
 struct _MamdOauthConfig {
   GObject parent_instance;
@@ -33,6 +36,7 @@ struct _MamdOauthConfig {
   guint key_refetch_cooldown;
   guint http_timeout;
   char *ca_file;
+  char *ca_file_digest; /* SHA-256 of its contents at load time */
   char *client_secret_file;
   char *client_secret; /* wiped on finalize */
   gsize client_secret_len;
@@ -57,7 +61,7 @@ static const UintKey uint_keys[] = {
   { "ClockSkew", 300, 0, 3600, G_STRUCT_OFFSET (MamdOauthConfig, clock_skew) },
   { "KeyRefreshInterval", 86400, 60, 7 * 86400,
     G_STRUCT_OFFSET (MamdOauthConfig, key_refresh_interval) },
-  { "KeyRefetchCooldown", 300, 0, 86400,
+  { "KeyRefetchCooldown", 300, REFETCH_COOLDOWN_MIN, 86400,
     G_STRUCT_OFFSET (MamdOauthConfig, key_refetch_cooldown) },
   { "HttpTimeout", 10, 1, 300, G_STRUCT_OFFSET (MamdOauthConfig, http_timeout) },
   { "PermissionCheckInterval", 3600, 10, 7 * 86400,
@@ -97,6 +101,7 @@ mamd_oauth_config_finalize (GObject *object)
   g_free (self->token_endpoint);
   g_free (self->required_scope);
   g_free (self->ca_file);
+  g_free (self->ca_file_digest);
   g_free (self->client_secret_file);
   g_free (self->permission_scope);
   g_free (self->keys_id);
@@ -293,9 +298,19 @@ parse_required_scope (MamdOauthConfig *self, GKeyFile *keyfile, const char *grou
   return TRUE;
 }
 
+/* The CA file is loaded now, so that a file GnuTLS cannot use is refused
+ * with the configuration rather than found at the first fetch. A digest of
+ * its contents goes into the key-cache id: a file replaced or rewritten in
+ * place gives the next reload a new HTTP client that trusts what it holds
+ * (a timestamp could miss a rewrite within one clock tick). */
 static gboolean
 parse_ca_file (MamdOauthConfig *self, GKeyFile *keyfile, const char *group, GError **error)
 {
+  g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+
   if (!get_string (keyfile, group, "CaFile", &self->ca_file, error))
     return FALSE;
   if (self->ca_file == NULL)
@@ -308,6 +323,17 @@ parse_ca_file (MamdOauthConfig *self, GKeyFile *keyfile, const char *group, GErr
                    "system CA store", group, self->ca_file);
       return FALSE;
     }
+  database = g_tls_file_database_new (self->ca_file, &local_error);
+  if (database == NULL || !g_file_get_contents (self->ca_file, &contents, &len, &local_error))
+    {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
+                   "[%s] CaFile: cannot load %s (%s); give a file of PEM CA certificates, "
+                   "or remove the key to use the system CA store", group, self->ca_file,
+                   local_error->message);
+      return FALSE;
+    }
+  self->ca_file_digest =
+    g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
   return TRUE;
 }
 
@@ -329,7 +355,16 @@ read_secret_file (MamdOauthConfig *self, const char *group, GError **error)
                    "[%s] ClientSecretFile: %s is not an absolute path", group, path);
       return FALSE;
     }
-  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  /* no symbolic link: it could make any file that passes the checks
+   * below, wherever it is, the secret that is sent to the token endpoint */
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+  if (fd < 0 && errno == ELOOP)
+    {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
+                   "[%s] ClientSecretFile: %s is a symbolic link; name the secret file "
+                   "itself", group, path);
+      return FALSE;
+    }
   if (fd < 0)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
@@ -446,8 +481,9 @@ mamd_oauth_config_new_from_keyfile (const char  *server_id,
       || !parse_permission (self, keyfile, group, error))
     return NULL;
 
-  self->keys_id = g_strdup_printf ("%s\n%s\n%u\n%u\n%u", self->discovery_url,
+  self->keys_id = g_strdup_printf ("%s\n%s\n%s\n%u\n%u\n%u", self->discovery_url,
                                    self->ca_file != NULL ? self->ca_file : "",
+                                   self->ca_file_digest != NULL ? self->ca_file_digest : "",
                                    self->http_timeout, self->key_refresh_interval,
                                    self->key_refetch_cooldown);
   return g_steal_pointer (&self);

@@ -49,7 +49,9 @@ const char *mamd_oauth_config_get_client_secret (MamdOauthConfig *self);
 const char *mamd_oauth_config_get_permission_scope (MamdOauthConfig *self);
 guint mamd_oauth_config_get_permission_check_interval (MamdOauthConfig *self);
 /* Identifies the signing-key cache this config may share with others:
- * equal for equal discovery URL and HTTP/cache settings. */
+ * equal for equal discovery URL, HTTP/cache settings and CA file (its path
+ * and a digest of its contents at load time, so that a CA file changed on
+ * disk gets a new HTTP client at the next reload). */
 const char *mamd_oauth_config_get_keys_id (MamdOauthConfig *self);
 
 /* Runtime state attached by the plugin while the config is live. */

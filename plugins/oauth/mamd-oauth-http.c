@@ -37,8 +37,9 @@ typedef struct {
   guint status;
   SoupMessage *msg;
   GInputStream *stream;
-  GByteArray *body;
-  guint8 *chunk;
+  GByteArray *body;      /* wiped when freed here */
+  gsize body_cap;        /* what body was sized for: it never reallocates */
+  guint8 *chunk;         /* READ_CHUNK bytes, wiped after every read */
   GCancellable *abort;   /* ours: cancels the exchange on oversize, deadline, caller cancel */
   GCancellable *caller;  /* the caller's, may be NULL */
   gulong caller_handler;
@@ -48,6 +49,15 @@ typedef struct {
 } Request;
 
 static void request_send (GTask *task);
+
+/* An answer may hold a token (the permission check's): no copy of it is
+ * freed unwiped, here or in body_append. */
+static void
+wipe_byte_array (GByteArray *array)
+{
+  explicit_bzero (array->data, array->len);
+  g_byte_array_unref (array);
+}
 
 static void
 request_free (gpointer data)
@@ -73,7 +83,9 @@ request_free (gpointer data)
   g_clear_object (&req->abort);
   g_clear_object (&req->msg);
   if (req->body != NULL)
-    g_byte_array_unref (req->body);
+    wipe_byte_array (req->body);
+  if (req->chunk != NULL)
+    explicit_bzero (req->chunk, READ_CHUNK);
   g_free (req->chunk);
   g_clear_pointer (&req->form, g_bytes_unref);
   g_clear_pointer (&req->uri, g_uri_unref);
@@ -214,6 +226,25 @@ same_origin (GUri *a, GUri *b)
          effective_port (a) == effective_port (b);
 }
 
+/* Moves @n bytes from the chunk to the body. GByteArray would realloc as
+ * it grows, freeing the old buffer unwiped: grow by hand instead. */
+static void
+body_append (Request *req, gsize n)
+{
+  if (req->body->len + n > req->body_cap)
+    {
+      gsize cap = MAX (req->body_cap * 2, req->body->len + n);
+      GByteArray *bigger = g_byte_array_sized_new ((guint) cap);
+
+      g_byte_array_append (bigger, req->body->data, req->body->len);
+      wipe_byte_array (req->body);
+      req->body = bigger;
+      req->body_cap = cap;
+    }
+  g_byte_array_append (req->body, req->chunk, (guint) n);
+  explicit_bzero (req->chunk, n);
+}
+
 static void read_next (GTask *task);
 
 static void
@@ -243,7 +274,7 @@ read_done (GObject *source, GAsyncResult *result, gpointer user_data)
       g_task_return_pointer (task, bytes, (GDestroyNotify) g_bytes_unref);
       return;
     }
-  g_byte_array_append (req->body, req->chunk, (guint) n);
+  body_append (req, (gsize) n);
   if (req->body->len > req->max_len)
     {
       request_fail (task, MAMD_ERROR_KEY_UNAVAILABLE,
@@ -364,7 +395,8 @@ send_done (GObject *source, GAsyncResult *result, gpointer user_data)
                     " bytes: refused", (gint64) length, req->max_len);
       return;
     }
-  req->body = g_byte_array_new ();
+  req->body_cap = READ_CHUNK;
+  req->body = g_byte_array_sized_new (READ_CHUNK);
   req->chunk = g_malloc (READ_CHUNK);
   read_next (g_steal_pointer (&task));
 }
@@ -497,8 +529,8 @@ wiped_buffer_free (gpointer data)
   g_free (buffer);
 }
 
-static gsize
-form_escape (char *out, const char *text)
+gsize
+mamd_oauth_http_form_escape (char *out, const char *text)
 {
   static const char hex[] = "0123456789ABCDEF";
   gsize n = 0;
@@ -545,9 +577,9 @@ form_encode (GHashTable *form)
     {
       if (i > 0)
         buffer->data[len++] = '&';
-      len += form_escape (buffer->data + len, keys[i]);
+      len += mamd_oauth_http_form_escape (buffer->data + len, keys[i]);
       buffer->data[len++] = '=';
-      len += form_escape (buffer->data + len, g_hash_table_lookup (form, keys[i]));
+      len += mamd_oauth_http_form_escape (buffer->data + len, g_hash_table_lookup (form, keys[i]));
     }
   return g_bytes_new_with_free_func (buffer->data, len, wiped_buffer_free, buffer);
 }

@@ -35,5 +35,10 @@ void mamd_oauth_http_post_form_async (MamdOauthHttp *self, const char *url, GHas
                                       GAsyncReadyCallback callback, gpointer user_data);
 GBytes *mamd_oauth_http_post_form_finish (MamdOauthHttp *self, GAsyncResult *result,
                                           guint *status, GError **error);
+/* How post_form encodes every key and value: unreserved characters as
+ * they are, every other byte as %XX (upper-case hex, so a space is %20,
+ * never '+'). Writes at most 3 * strlen (@text) bytes to @out, without a
+ * terminating NUL; returns how many. */
+gsize mamd_oauth_http_form_escape (char *out, const char *text);
 
 G_END_DECLS

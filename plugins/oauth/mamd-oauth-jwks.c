@@ -137,6 +137,55 @@ rsa_key_from_members (const char *n_text, const char *e_text, GError **error)
   return key;
 }
 
+/* RFC 7517 4.3: key_ops, when present, is an array of strings, and must
+ * allow "verify" for the key to check signatures; with "use" present as
+ * well they must agree, so every operation must be a signature one. */
+static gboolean
+check_key_ops (JsonObject *object, gboolean has_use, GError **error)
+{
+  JsonNode *node = json_object_get_member (object, "key_ops");
+  JsonArray *ops;
+  gboolean verify = FALSE;
+
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                           "\"key_ops\" is not an array");
+      return FALSE;
+    }
+  ops = json_node_get_array (node);
+  for (guint i = 0; i < json_array_get_length (ops); i++)
+    {
+      JsonNode *op = json_array_get_element (ops, i);
+      const char *name;
+
+      if (!JSON_NODE_HOLDS_VALUE (op) || json_node_get_value_type (op) != G_TYPE_STRING)
+        {
+          g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                               "\"key_ops\" holds a value that is not a string");
+          return FALSE;
+        }
+      name = json_node_get_string (op);
+      if (g_str_equal (name, "verify"))
+        verify = TRUE;
+      else if (has_use && !g_str_equal (name, "sign"))
+        {
+          g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                               "\"key_ops\" disagrees with \"use\": \"sig\"");
+          return FALSE;
+        }
+    }
+  if (!verify)
+    {
+      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                           "\"key_ops\" does not allow \"verify\"");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Returns the usable key, NULL with @error saying why it is skipped. */
 static MamdJwk *
 parse_key (JsonNode *node, GError **error)
@@ -174,6 +223,8 @@ parse_key (JsonNode *node, GError **error)
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "not an RS256 key");
       return NULL;
     }
+  if (!check_key_ops (object, use != NULL, error))
+    return NULL;
   if (*kid == '\0')
     {
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "empty \"kid\"");
@@ -191,6 +242,38 @@ parse_key (JsonNode *node, GError **error)
   jwk->key = g_steal_pointer (&key);
   jwk->issuer = g_strdup (issuer);
   return jwk;
+}
+
+/* A kid must name one key, or which key signed would be a guess: every
+ * string kid counts, those of keys that would be skipped too (an EC or
+ * "enc" key under the kid of a signing key says the set is inconsistent). */
+static gboolean
+check_unique_kids (JsonArray *keys, GError **error)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint i = 0; i < json_array_get_length (keys); i++)
+    {
+      JsonNode *node = json_array_get_element (keys, i);
+      JsonNode *kid;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        continue;
+      kid = json_object_get_member (json_node_get_object (node), "kid");
+      if (kid == NULL || !JSON_NODE_HOLDS_VALUE (kid) ||
+          json_node_get_value_type (kid) != G_TYPE_STRING)
+        continue;
+      if (!g_hash_table_add (seen, (gpointer) json_node_get_string (kid)))
+        {
+          g_autofree char *shown = g_strescape (json_node_get_string (kid), NULL);
+
+          g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                       "the JWKS lists key id \"%.64s\" more than once; "
+                       "the provider's key set is inconsistent", shown);
+          return FALSE;
+        }
+    }
+  return TRUE;
 }
 
 MamdJwks *
@@ -222,9 +305,11 @@ mamd_jwks_parse (const char *json, gsize len, GError **error)
       return NULL;
     }
 
+  keys = json_node_get_array (keys_node);
+  if (!check_unique_kids (keys, error))
+    return NULL;
   jwks = g_atomic_rc_box_new0 (MamdJwks);
   jwks->by_kid = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, jwk_free);
-  keys = json_node_get_array (keys_node);
   for (guint i = 0; i < json_array_get_length (keys); i++)
     {
       MamdJwk *jwk = parse_key (json_array_get_element (keys, i), &local_error);
@@ -235,17 +320,6 @@ mamd_jwks_parse (const char *json, gsize len, GError **error)
           g_clear_error (&local_error);
           jwks->n_skipped++;
           continue;
-        }
-      /* a kid must name one key, or which key signed would be a guess */
-      if (g_hash_table_contains (jwks->by_kid, jwk->kid))
-        {
-          g_autofree char *shown = g_strescape (jwk->kid, NULL);
-
-          g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                       "the JWKS lists key id \"%.64s\" more than once; "
-                       "the provider's key set is inconsistent", shown);
-          jwk_free (jwk);
-          return NULL;
         }
       g_hash_table_insert (jwks->by_kid, jwk->kid, jwk);
     }

@@ -18,10 +18,13 @@ typedef struct {
 typedef struct _MamdJwks MamdJwks;
 
 /* Parses a JWKS document (strict JSON, <= 256 KiB). Keys with kty != "RSA",
- * "use" other than "sig", "alg" other than "RS256", missing kid, bad n/e
- * (strict base64url, e odd and > 1) or fewer than 2048 bits are skipped.
- * A document that is not a JWKS at all, or holds no usable key, is an error
- * (MAMD_ERROR_INVALID_ARGS). Duplicate kids: the document is refused. */
+ * "use" other than "sig", "alg" other than "RS256", "key_ops" that is not
+ * an array of strings allowing "verify" (or, next to "use", names an
+ * operation other than "sign" and "verify"), missing kid, bad n/e (strict
+ * base64url, e odd and > 1) or fewer than 2048 bits are skipped. A
+ * document that is not a JWKS at all, or holds no usable key, is an error
+ * (MAMD_ERROR_INVALID_ARGS). A string kid listed twice, even by a key that
+ * would be skipped: the document is refused. */
 MamdJwks *mamd_jwks_parse (const char *json, gsize len, GError **error);
 MamdJwks *mamd_jwks_ref (MamdJwks *jwks);
 void mamd_jwks_unref (MamdJwks *jwks);

@@ -3,15 +3,23 @@
  * client-credentials token for the MAM service. The token itself is never
  * used: that one is issued proves the permission and its admin consent.
  *
- * Only a well-formed AADSTS650057 answer closes the gate: a network
- * failure or a provider outage says nothing about the app registration, so
- * it leaves a closed gate closed and an open one open.
+ * Only two answers decide the gate: a token opens it, a well-formed
+ * AADSTS650057 closes it. Everything else (a network failure, a provider
+ * outage, an answer about the request itself such as an expired secret)
+ * says nothing about the app registration: it is reported, and leaves a
+ * closed gate closed and an open one open.
+ *
+ * Provider text reaches logs and `mamctl servers`: it is cut to one line
+ * and scrubbed of the client secret, raw or form-encoded, and a
+ * description that talks about "client_secret" is not shown at all, since
+ * a provider that echoes the request could encode the secret in any way.
  */
 #include "config.h"
 
 #include <string.h>
 
 #include "mamd-json.h"
+#include "mamd-oauth-http.h"
 #include "mamd-oauth-permission.h"
 #include "mamd-plugin.h"
 
@@ -19,6 +27,8 @@
 #define ANSWER_MAX_DEPTH 8
 #define DETAIL_MAX_LEN 300
 #define MISSING_CODE 650057
+
+#define WITHHELD_MESSAGE "(the provider's description is withheld: it echoed the request)"
 
 #define MISSING_MESSAGE                                                                     \
   "AADSTS650057: the server's app registration lacks the MAM service permission "          \
@@ -50,16 +60,63 @@ G_DEFINE_TYPE (MamdOauthPermission, mamd_oauth_permission, G_TYPE_OBJECT)
 enum { SIGNAL_CHANGED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
+/* Whether @text at @p starts with the form-encoded secret @encoded: the
+ * hex digits of %XX in any case, everything else exactly. */
+static gboolean
+starts_with_encoded (const char *p, const char *encoded, gsize encoded_len)
+{
+  gsize hex_left = 0;
+
+  for (gsize i = 0; i < encoded_len; i++)
+    {
+      if (p[i] == '\0')
+        return FALSE;
+      if (hex_left > 0)
+        {
+          if (g_ascii_tolower (p[i]) != g_ascii_tolower (encoded[i]))
+            return FALSE;
+          hex_left--;
+          continue;
+        }
+      if (p[i] != encoded[i])
+        return FALSE;
+      if (encoded[i] == '%')
+        hex_left = 2;
+    }
+  return TRUE;
+}
+
+static gboolean
+mentions_client_secret (const char *text)
+{
+  g_autofree char *lower = g_ascii_strdown (text, -1);
+
+  return strstr (lower, "client_secret") != NULL;
+}
+
 /* Text from the provider goes into messages: single line, bounded, and
- * without the secret even if a server echoes it back. */
+ * without the secret even if a server echoes it back, raw or form-encoded
+ * as mamd sent it. */
 static char *
 scrub (const char *secret, const char *text)
 {
   gsize secret_len = secret != NULL ? strlen (secret) : 0;
-  g_autofree char *valid = g_utf8_make_valid (text, -1);
-  g_autoptr(GString) out = g_string_new (NULL);
-  const char *p = valid;
+  g_autofree char *valid = NULL;
+  g_autoptr(GString) out = NULL;
+  char *encoded = NULL;
+  gsize encoded_len = 0;
+  const char *p;
 
+  if (mentions_client_secret (text))
+    return g_strdup (WITHHELD_MESSAGE);
+  if (secret_len > 0)
+    {
+      encoded = g_malloc (3 * secret_len + 1);
+      encoded_len = mamd_oauth_http_form_escape (encoded, secret);
+    }
+  valid = g_utf8_make_valid (text, -1);
+  out = g_string_new (NULL);
+  p = valid;
   while (*p != '\0' && *p != '\r' && *p != '\n')
     {
       if (secret_len > 0 && strncmp (p, secret, secret_len) == 0)
@@ -68,8 +125,19 @@ scrub (const char *secret, const char *text)
           p += secret_len;
           continue;
         }
+      if (encoded_len > 0 && starts_with_encoded (p, encoded, encoded_len))
+        {
+          g_string_append (out, "[secret]");
+          p += encoded_len;
+          continue;
+        }
       g_string_append_c (out, g_ascii_iscntrl (*p) ? ' ' : *p);
       p++;
+    }
+  if (encoded != NULL)
+    {
+      explicit_bzero (encoded, 3 * secret_len + 1);
+      g_free (encoded);
     }
   if (out->len > DETAIL_MAX_LEN)
     {
@@ -100,7 +168,7 @@ set_state (MamdOauthPermission *self, MamdOauthPermissionState state, const char
     }
 }
 
-/* A check that failed for a reason other than the app registration. */
+/* A check whose answer says nothing about the app registration. */
 static void
 check_failed (MamdOauthPermission *self, const char *detail)
 {
@@ -157,8 +225,7 @@ codes_hold (JsonObject *object, gint64 wanted)
 
 /* An OAuth error answer (HTTP 4xx) */
 static MamdOauthPermissionState
-read_error_answer (guint status, JsonObject *object, const char *secret, gboolean *failed,
-                   char **detail)
+read_error_answer (guint status, JsonObject *object, const char *secret, char **detail)
 {
   const char *error_name = NULL;
   const char *description = NULL;
@@ -170,7 +237,6 @@ read_error_answer (guint status, JsonObject *object, const char *secret, gboolea
       !mamd_json_object_get_string (object, "error_description", FALSE, &description, NULL) ||
       (error_name == NULL && description == NULL))
     {
-      *failed = TRUE;
       *detail = g_strdup_printf ("the token endpoint answered HTTP %u without an OAuth error",
                                  status);
       return MAMD_OAUTH_PERMISSION_ERROR;
@@ -194,24 +260,21 @@ read_error_answer (guint status, JsonObject *object, const char *secret, gboolea
 
       *detail = g_strdup_printf ("%s (HTTP %u): %s", name, status, line);
     }
-  /* an answer about the request itself (bad secret, unknown client ...):
-   * reported, but the gate only closes for the missing permission */
+  /* an answer about the request itself (bad or expired secret, unknown
+   * client ...): reported, but only the missing permission moves the gate */
   return MAMD_OAUTH_PERMISSION_ERROR;
 }
 
 MamdOauthPermissionState
-mamd_oauth_permission_read_answer (guint status, const char *data, gsize len,
-                                   const char *secret, const char *scope, gboolean *failed,
-                                   char **detail)
+mamd_oauth_permission_read_answer (guint status, const char *data, gsize len, const char *secret,
+                                   const char *scope, char **detail)
 {
   g_autoptr(JsonNode) root = NULL;
   const char *token = NULL;
 
-  *failed = FALSE;
   root = mamd_json_parse_strict_object (data, len, ANSWER_MAX_LEN, ANSWER_MAX_DEPTH, NULL);
   if (root == NULL)
     {
-      *failed = TRUE;
       *detail = g_strdup_printf ("the token endpoint answered HTTP %u with no usable JSON: "
                                  "check the authority and the token endpoint", status);
       return MAMD_OAUTH_PERMISSION_ERROR;
@@ -225,13 +288,11 @@ mamd_oauth_permission_read_answer (guint status, const char *data, gsize len,
           *detail = g_strdup_printf ("token issued for %s", scope);
           return MAMD_OAUTH_PERMISSION_GRANTED;
         }
-      *failed = TRUE;
       *detail = g_strdup ("the token endpoint answered HTTP 200 without an access token");
       return MAMD_OAUTH_PERMISSION_ERROR;
     }
   if (status >= 400 && status < 500)
-    return read_error_answer (status, json_node_get_object (root), secret, failed, detail);
-  *failed = TRUE;
+    return read_error_answer (status, json_node_get_object (root), secret, detail);
   *detail = g_strdup_printf ("the token endpoint answered HTTP %u: retry later", status);
   return MAMD_OAUTH_PERMISSION_ERROR;
 }
@@ -241,19 +302,19 @@ handle_answer (MamdOauthPermission *self, guint status, GBytes *body)
 {
   g_autofree char *detail = NULL;
   MamdOauthPermissionState state;
-  gboolean failed;
   gsize len;
   const char *data = g_bytes_get_data (body, &len);
 
-  state = mamd_oauth_permission_read_answer (status, data, len, self->secret, self->scope,
-                                             &failed, &detail);
-  if (failed)
+  state = mamd_oauth_permission_read_answer (status, data, len, self->secret, self->scope, &detail);
+  if (state == MAMD_OAUTH_PERMISSION_ERROR)
     check_failed (self, detail);
   else
     set_state (self, state, detail);
 }
 
-/* The answer may hold an access token: wipe it before freeing. */
+/* The answer may hold an access token: wipe it before freeing (the HTTP
+ * client wipes its own buffers; libsoup's and json-glib's internal copies
+ * are out of reach). */
 static void
 wipe_bytes (GBytes *bytes)
 {

@@ -4,8 +4,9 @@
  * MAM service scope (https://msmamservice.api.application/.default) at the
  * tenant's token endpoint, at start, on demand and periodically.
  * AADSTS650057 closes the server's MAM gate with MAMD_ERROR_INVALID_RESOURCE
- * naming the missing permission and admin consent; other failures are
- * reported with their AADSTS code and description.
+ * naming the missing permission and admin consent, and only an issued token
+ * opens it again; other failures are reported with their AADSTS code and
+ * description and leave the gate as it was.
  */
 #pragma once
 
@@ -19,18 +20,19 @@ typedef enum {
   MAMD_OAUTH_PERMISSION_UNKNOWN,  /* not checked yet */
   MAMD_OAUTH_PERMISSION_GRANTED,  /* a token was issued */
   MAMD_OAUTH_PERMISSION_MISSING,  /* AADSTS650057: gate closed */
-  MAMD_OAUTH_PERMISSION_ERROR,    /* other failure: reported, gate stays open */
+  MAMD_OAUTH_PERMISSION_ERROR,    /* a check failed while the gate was open:
+                                   * reported, the gate stays open */
 } MamdOauthPermissionState;
 
 /* What the token endpoint's answer (HTTP @status, body @data) means: a
- * token (GRANTED), AADSTS650057 (MISSING) or another OAuth error about the
- * request (ERROR); with *failed set, no usable answer: the check failed and
- * a MISSING state stays. *detail says why, scrubbed of @secret. Pure; the
- * permission object uses it, the fuzz target too. */
+ * token (GRANTED), AADSTS650057 (MISSING), or anything else (ERROR: another
+ * OAuth error, or no usable answer), which is a failed check that leaves a
+ * MISSING state as it is. *detail says why, one line, scrubbed of @secret
+ * (raw and form-encoded). Pure; the permission object uses it, the fuzz
+ * target too. */
 MamdOauthPermissionState mamd_oauth_permission_read_answer (guint status, const char *data,
                                                             gsize len, const char *secret,
-                                                            const char *scope,
-                                                            gboolean *failed, char **detail);
+                                                            const char *scope, char **detail);
 
 #define MAMD_TYPE_OAUTH_PERMISSION (mamd_oauth_permission_get_type ())
 G_DECLARE_FINAL_TYPE (MamdOauthPermission, mamd_oauth_permission, MAMD, OAUTH_PERMISSION, GObject)

@@ -8,9 +8,10 @@
  *
  * Credential a{sv}: "access-token" s, nothing else.
  *
- * Signing keys are cached per discovery URL (and HTTP settings), shared by
- * every server that uses the same identity provider, so that a tenant's
- * keys are fetched once however many chat servers point at it.
+ * Signing keys are cached per discovery URL (and HTTP settings, and the CA
+ * file's contents), shared by every server that uses the same identity
+ * provider, so that a tenant's keys are fetched once however many chat
+ * servers point at it.
  */
 #include "config.h"
 
@@ -35,8 +36,9 @@ G_DECLARE_FINAL_TYPE (MamdOauthPlugin, mamd_oauth_plugin, MAMD, OAUTH_PLUGIN, Ma
 
 struct _MamdOauthPlugin {
   MamdPlugin parent_instance;
-  GHashTable *keys;   /* keys id -> KeysEntry; kept while the plugin lives so a
-                       * reload does not throw the last good keys away */
+  GHashTable *keys;   /* keys id -> KeysEntry; kept while a live config uses it:
+                       * a reload activates the new config before it
+                       * deactivates the old, so the last good keys stay */
   GHashTable *active; /* MamdOauthConfig (unowned) -> KeysEntry (unowned) */
 };
 
@@ -189,6 +191,21 @@ release_active (MamdOauthPlugin *self, MamdOauthConfig *config, KeysEntry *entry
     mamd_oauth_keys_stop (entry->keys);
 }
 
+static gboolean
+entry_is_unused (gpointer key, gpointer value, gpointer user_data)
+{
+  return ((KeysEntry *) value)->n_active == 0;
+}
+
+/* After a reload, caches that no live config uses (another discovery URL,
+ * timeout or CA file now, or made for a config that never went live) go:
+ * lookups in flight hold their own references. */
+static void
+drop_unused_entries (MamdOauthPlugin *self)
+{
+  g_hash_table_foreach_remove (self->keys, entry_is_unused, NULL);
+}
+
 /* The daemon deactivates a config before dropping it; this covers a host
  * that does not, so the refresh timer cannot outlive every user. */
 static void
@@ -200,8 +217,10 @@ on_active_config_finalized (gpointer user_data, GObject *where_the_object_was)
   if (self->active == NULL)
     return;
   entry = g_hash_table_lookup (self->active, where_the_object_was);
-  if (entry != NULL)
-    release_active (self, (MamdOauthConfig *) where_the_object_was, entry);
+  if (entry == NULL)
+    return;
+  release_active (self, (MamdOauthConfig *) where_the_object_was, entry);
+  drop_unused_entries (self);
 }
 
 static void
@@ -224,6 +243,7 @@ oauth_config_activate (MamdPlugin *plugin, GObject *object, gboolean active)
       g_object_weak_unref (object, on_active_config_finalized, self);
       stop_permission (config);
       release_active (self, config, entry);
+      drop_unused_entries (self);
       return;
     }
 
