@@ -245,7 +245,9 @@ mamd_plugin_loader_load_module (MamdPluginLoader *self, const char *path)
   entry->path = g_strdup (path);
   entry->module_name = g_path_get_basename (path);
 
-  module = g_module_open (path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  /* every symbol bound now: a module that needs one mamd lacks is refused
+   * here, instead of killing mamd the first time it calls it */
+  module = g_module_open (path, G_MODULE_BIND_LOCAL);
   if (module == NULL)
     {
       reason = g_strdup_printf ("cannot open module: %s", g_module_error ());

@@ -198,6 +198,8 @@ static const BadModule bad_modules[] = {
     NULL, "libbad-abi.so" },
   { "libbad-dup.so", "method 'test' already provided by */tests/plugins/libmamd-test-plugin.so",
     "test", "bad-dup" },
+  { "libbad-lazy.so", "cannot open module: *undefined symbol: mamd_symbol_from_the_future*",
+    NULL, "libbad-lazy.so" },
   { "libbad-nosym.so", "no mamd_plugin_module_query symbol: *", NULL, "libbad-nosym.so" },
   { "libbad-type.so", "type GObject is not a subclass of MamdPlugin", NULL, "bad-type" },
 };
