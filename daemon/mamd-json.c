@@ -662,7 +662,9 @@ mamd_file_read_bounded (const char *path, gsize max_len, char **contents, gsize 
   int fd;
   int saved_errno;
 
-  fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+   * below); reads of a regular file are not affected by it */
+  fd = g_open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0);
   if (fd < 0)
     {
       saved_errno = errno;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib/gstdio.h>
 
@@ -398,6 +399,22 @@ test_too_large (Fixture *fx, gconstpointer data)
   assert_single_server_problem (fx, big->str, "larger than 1048576 bytes");
 }
 
+/* A FIFO where a file should be is refused at once: opening it must not
+ * wait for a writer (the daemon would hang). */
+static void
+test_fifo (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *dir = g_build_filename (fx->dir, "servers.d", NULL);
+  g_autofree char *fifo = g_build_filename (dir, "pipe.conf", NULL);
+  g_autoptr(GPtrArray) problems = NULL;
+  g_autofree char *message = NULL;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  problems = load_bad (fx, &message);
+  assert_problem (problems, "not a regular file");
+}
+
 static void
 test_all_problems (Fixture *fx, gconstpointer data)
 {
@@ -509,6 +526,7 @@ main (int argc, char **argv)
   ADD ("missing-server-group", test_missing_server_group);
   ADD ("invalid-syntax", test_invalid_syntax);
   ADD ("too-large", test_too_large);
+  ADD ("fifo", test_fifo);
   ADD ("all-problems", test_all_problems);
   ADD ("equal", test_equal);
 #undef ADD

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -344,10 +345,12 @@ test_dir_filters (void)
   g_autofree char *subdir = NULL;
   g_autofree char *nested = NULL;
   g_autofree char *link = NULL;
+  g_autofree char *fifo = NULL;
   GPtrArray *entries;
 
   g_assert_no_error (error);
   notes = g_build_filename (tmp, "notes.txt", NULL);
+  fifo = g_build_filename (tmp, "fifo.so", NULL);
   subdir = g_build_filename (tmp, "sub.so", NULL);
   nested = g_build_filename (subdir, "libnested.so", NULL);
   link = g_build_filename (tmp, "a.so", NULL);
@@ -355,15 +358,21 @@ test_dir_filters (void)
   g_assert_cmpint (g_mkdir (subdir, 0700), ==, 0);
   g_assert_true (g_file_set_contents (nested, "not reached", -1, &error));
   g_assert_cmpint (symlink (text, link), ==, 0);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
 
-  /* Only a.so is a module candidate: no .txt, no directories, no recursion. */
+  /* Only a.so and fifo.so are module candidates: no .txt, no directories,
+   * no recursion; the FIFO is refused without waiting for a writer. */
   expect_skip ("a.so");
+  expect_skip ("fifo.so");
   g_assert_true (mamd_plugin_loader_load_dir (loader, tmp, &error));
   g_assert_no_error (error);
   g_test_assert_expected_messages ();
   entries = mamd_plugin_loader_get_entries (loader);
-  g_assert_cmpuint (entries->len, ==, 1);
+  g_assert_cmpuint (entries->len, ==, 2);
   g_assert_cmpstr (((MamdPluginEntry *) g_ptr_array_index (entries, 0))->path, ==, link);
+  g_assert_cmpstr (((MamdPluginEntry *) g_ptr_array_index (entries, 1))->disabled_reason, ==,
+                   "cannot open module: not a regular file");
+  g_assert_cmpint (g_unlink (fifo), ==, 0);
 
   g_assert_cmpint (g_unlink (link), ==, 0);
   g_assert_cmpint (g_unlink (nested), ==, 0);
