@@ -542,9 +542,45 @@ quarantine (MamdStoreSqlite *self, const char *problem, GError **error)
       g_message ("could not move %s to %s: %s", from, to, g_strerror (errno));
   }
   g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
-               "state store %s is corrupt (%s): moved it to %s; restart mamd to begin "
-               "with an empty store or restore a backup to %s",
-               self->db_path, problem, target, self->db_path);
+               "state store %s is corrupt (%s): moved it to %s; restore a backup to %s, "
+               "or move %s out of the state directory to begin with an empty store",
+               self->db_path, problem, target, self->db_path, target);
+}
+
+/* A quarantined store ("state.db.corrupt-*") in @state_dir, or NULL. */
+static char *
+find_quarantined (const char *state_dir)
+{
+  g_autoptr(GDir) dir = g_dir_open (state_dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    if (g_str_has_prefix (name, "state.db.corrupt-") && !g_str_has_suffix (name, "-wal") &&
+        !g_str_has_suffix (name, "-shm"))
+      return g_build_filename (state_dir, name, NULL);
+  }
+  return NULL;
+}
+
+/* After a quarantine nothing is left where the store was: starting again
+ * (systemd restarts mamd) would silently begin with an empty store, losing
+ * removals and pending wipes. An administrator decides instead. */
+static gboolean
+check_not_quarantined (MamdStoreSqlite *self, const char *state_dir, GError **error)
+{
+  g_autofree char *quarantined = NULL;
+
+  if (g_file_test (self->db_path, G_FILE_TEST_EXISTS))
+    return TRUE;
+  quarantined = find_quarantined (state_dir);
+  if (quarantined == NULL)
+    return TRUE;
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "state directory %s holds the quarantined store %s and no %s: mamd does "
+               "not begin with an empty store on its own; restore a backup to %s, or move "
+               "%s out of the state directory to begin with an empty store",
+               state_dir, quarantined, self->db_path, self->db_path, quarantined);
+  return FALSE;
 }
 
 static gboolean
@@ -684,7 +720,8 @@ mamd_store_sqlite_open (const char *state_dir, GError **error)
   }
   self = g_object_new (MAMD_TYPE_STORE_SQLITE, NULL);
   self->db_path = g_build_filename (state_dir, "state.db", NULL);
-  if (!take_lock (self, state_dir, error) || !open_database (self, error))
+  if (!take_lock (self, state_dir, error) || !check_not_quarantined (self, state_dir, error) ||
+      !open_database (self, error))
     return NULL;
 
   self->writer = g_thread_try_new ("mamd-store", mamd_store_sqlite_writer_thread, self, &thread_error);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -286,7 +287,23 @@ test_corrupt (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (contents, ==, garbage);
   g_clear_error (&error);
 
-  reopen (fx);
+  /* no empty store while the quarantined one is there (systemd restarts) */
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "does not begin with an empty store on its own"));
+  g_assert_nonnull (strstr (error->message, moved));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_clear_error (&error);
+
+  /* the administrator moves it away: an empty store */
+  {
+    g_autofree char *kept = g_strconcat (fx->dir, ".kept", NULL);
+
+    g_assert_cmpint (g_rename (moved, kept), ==, 0);
+    reopen (fx);
+    g_assert_cmpint (g_unlink (kept), ==, 0);
+  }
   snap = mamd_store_load (fx->store, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (snap->sessions->len, ==, 0);
