@@ -606,6 +606,27 @@ setup_schema (MamdStoreSqlite *self, GError **error)
   gboolean wal;
   gint64 version = 0;
 
+  /* a store from a newer mamd is refused before anything in it changes */
+  if (!query_int (self->db, "PRAGMA user_version", &version)) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "could not read state store %s: %s",
+                 self->db_path, sqlite3_errmsg (self->db));
+    return FALSE;
+  }
+  if (version > SCHEMA_VERSION) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "state store %s has schema version %" G_GINT64_FORMAT ", newer than this "
+                 "mamd understands (%d): run a newer mamd or restore a backup",
+                 self->db_path, version, SCHEMA_VERSION);
+    return FALSE;
+  }
+  /* SQLite opens a file it may not write read-only without a word */
+  if (sqlite3_db_readonly (self->db, "main") != 0) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "state store %s is read-only for mamd: check the owner and permissions of "
+                 "the file and of its directory", self->db_path);
+    return FALSE;
+  }
+
   /* WAL lets readers run beside the writer; FULL makes every commit durable */
   if (sqlite3_prepare_v2 (self->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK ||
       sqlite3_step (stmt) != SQLITE_ROW) {
@@ -622,18 +643,10 @@ setup_schema (MamdStoreSqlite *self, GError **error)
                  self->db_path);
     return FALSE;
   }
-  if (!mamd_store_sqlite_exec (self->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF", &local_error) ||
-      !query_int (self->db, "PRAGMA user_version", &version)) {
+  if (!mamd_store_sqlite_exec (self->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF",
+                               &local_error)) {
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "could not set up state store %s: %s",
-                 self->db_path, local_error != NULL ? local_error->message
-                                                    : sqlite3_errmsg (self->db));
-    return FALSE;
-  }
-  if (version > SCHEMA_VERSION) {
-    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
-                 "state store %s has schema version %" G_GINT64_FORMAT ", newer than this "
-                 "mamd understands (%d): run a newer mamd or restore a backup",
-                 self->db_path, version, SCHEMA_VERSION);
+                 self->db_path, local_error->message);
     return FALSE;
   }
   if (version == SCHEMA_VERSION)

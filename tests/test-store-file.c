@@ -325,6 +325,16 @@ test_newer_schema (Fixture *fx, gconstpointer data)
   g_assert_null (fx->store);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
   g_assert_nonnull (strstr (error->message, "schema version 99"));
+  /* refused before anything changed: still in rollback-journal mode */
+  {
+    g_autofree char *header = NULL;
+    gsize len = 0;
+
+    g_assert_true (g_file_get_contents (path, &header, &len, NULL));
+    g_assert_cmpuint (len, >=, 20);
+    g_assert_cmpint (header[18], ==, 1);
+    g_assert_cmpint (header[19], ==, 1);
+  }
   /* not corrupt: left in place */
   g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
   g_assert_cmpuint (count_quarantined (fx, NULL), ==, 0);
