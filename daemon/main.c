@@ -9,6 +9,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "mamd-dbus-adaptor.h"
 #include "mamd-engine.h"
@@ -376,6 +377,9 @@ main (int argc, char **argv)
   int status;
 
   setlocale (LC_ALL, "");
+  /* the state store names users and devices: private whatever the caller's
+   * umask and the state directory's mode (systemd sets UMask too) */
+  umask (0077);
   mamd_log_init ();
   context = g_option_context_new ("- Intune-style app-management policy daemon");
   g_option_context_set_summary (context,

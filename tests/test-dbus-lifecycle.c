@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "mamd-plugin.h"
 #include "mamd-test-dbus-helpers.h"
@@ -90,6 +91,8 @@ on_call_done (GObject *source, GAsyncResult *res, gpointer user_data)
 static void
 test_sigterm (void)
 {
+  /* a permissive umask: the state files stay private all the same */
+  mode_t old_umask = umask (022);
   g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
   GDBusConnection *connection = mamd_test_daemon_get_connection (d);
   g_autoptr(GVariant) result = NULL;
@@ -101,6 +104,16 @@ test_sigterm (void)
   result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000001", "ios",
                                      "device-1", NULL, &error);
   g_assert_no_error (error);
+  umask (old_umask);
+  for (guint i = 0; i < 3; i++) {
+    static const char *const files[] = { "state.db", "state.db-wal", "state.db-shm" };
+    g_autofree char *file = g_build_filename (mamd_test_daemon_get_state_dir (d), files[i],
+                                              NULL);
+    struct stat st;
+
+    g_assert_cmpint (stat (file, &st), ==, 0);
+    g_assert_cmpint (st.st_mode & 077, ==, 0);
+  }
 
   credential = g_variant_new_parsed ("{'object-id': <'0c0ffee0-0000-4000-8000-000000000002'>, "
                                      "'tenant-id': <%s>, 'delay-ms': <uint32 600000>}",
