@@ -108,18 +108,21 @@ add_problem (Loader *ld, const char *path, const char *group, const char *key,
              const char *format, ...)
 {
   g_autofree char *message = NULL;
+  g_autofree char *problem = NULL;
   va_list args;
 
   va_start (args, format);
   message = g_strdup_vprintf (format, args);
   va_end (args);
 
+  /* names and values come from files: problems go to D-Bus and JSON as UTF-8 */
   if (group != NULL && key != NULL)
-    g_ptr_array_add (ld->problems, g_strdup_printf ("%s: [%s] %s: %s", path, group, key, message));
+    problem = g_strdup_printf ("%s: [%s] %s: %s", path, group, key, message);
   else if (group != NULL)
-    g_ptr_array_add (ld->problems, g_strdup_printf ("%s: [%s]: %s", path, group, message));
+    problem = g_strdup_printf ("%s: [%s]: %s", path, group, message);
   else
-    g_ptr_array_add (ld->problems, g_strdup_printf ("%s: %s", path, message));
+    problem = g_strdup_printf ("%s: %s", path, message);
+  g_ptr_array_add (ld->problems, g_utf8_make_valid (problem, -1));
 }
 
 /* ---- typed values ---- */
@@ -333,6 +336,81 @@ get_guid (GKeyFile *kf, const char *group, const char *key)
 
 /* ---- files ---- */
 
+/* What GKeyFile lets pass or words badly, checked line by line first: text
+ * that is not UTF-8, a group or a key given twice (GKeyFile merges groups
+ * and keeps the last value, so the file would not say what it means), and
+ * lines that are none of comment, [group] and key=value. Problems name the
+ * line by number, never quote it: it may hold a secret. */
+static gboolean
+check_layout (Loader *ld, const char *path, const char *contents, gsize len)
+{
+  g_autoptr(GHashTable) groups = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_auto(GStrv) lines = NULL;
+  g_autofree char *group = NULL;
+  const char *bad;
+  guint n_problems = ld->problems->len;
+
+  if (!g_utf8_validate_len (contents, len, &bad))
+    {
+      guint line = 1;
+
+      for (const char *p = contents; p < bad; p++)
+        line += *p == '\n';
+      add_problem (ld, path, NULL, NULL, "line %u is not UTF-8 text%s", line,
+                   memchr (contents, '\0', len) != NULL ? " (it holds a NUL byte)" : "");
+      return FALSE;
+    }
+  lines = g_strsplit (contents, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      char *line = g_strstrip (lines[i]);
+      char *equals = strchr (line, '=');
+      guint number = i + 1;
+      gpointer first;
+
+      if (*line == '\0' || *line == '#')
+        continue;
+      if (*line == '[' && g_str_has_suffix (line, "]"))
+        {
+          g_free (group);
+          group = g_strndup (line + 1, strlen (line) - 2);
+          if (g_hash_table_lookup_extended (groups, group, NULL, &first))
+            add_problem (ld, path, group, NULL,
+                         "line %u: the group appears a second time (first on line %u): "
+                         "merge them into one", number, GPOINTER_TO_UINT (first));
+          else
+            g_hash_table_insert (groups, g_strdup (group), GUINT_TO_POINTER (number));
+          continue;
+        }
+      if (equals == NULL)
+        {
+          add_problem (ld, path, NULL, NULL,
+                       "line %u is not a key=value pair, a [group] header or a comment",
+                       number);
+          continue;
+        }
+      if (group == NULL)
+        {
+          add_problem (ld, path, NULL, NULL, "line %u: a key before the first [group]", number);
+          continue;
+        }
+      *equals = '\0';
+      g_strchomp (line);
+      {
+        g_autofree char *id = g_strconcat (group, "]", line, NULL);
+
+        if (g_hash_table_lookup_extended (keys, id, NULL, &first))
+          add_problem (ld, path, group, line,
+                       "line %u: set a second time (first on line %u): keep one", number,
+                       GPOINTER_TO_UINT (first));
+        else
+          g_hash_table_insert (keys, g_steal_pointer (&id), GUINT_TO_POINTER (number));
+      }
+    }
+  return ld->problems->len == n_problems;
+}
+
 static GKeyFile *
 load_keyfile (Loader *ld, const char *path)
 {
@@ -346,9 +424,13 @@ load_keyfile (Loader *ld, const char *path)
       add_problem (ld, path, NULL, NULL, "%s", error->message);
       return NULL;
     }
+  if (!check_layout (ld, path, contents, len))
+    return NULL;
+  /* GKeyFile's messages quote the line, which may hold a secret */
   if (!g_key_file_load_from_data (kf, contents, len, G_KEY_FILE_NONE, &error))
     {
-      add_problem (ld, path, NULL, NULL, "not a valid key file: %s", error->message);
+      add_problem (ld, path, NULL, NULL,
+                   "not a valid key file: a group or key name GKeyFile refuses");
       return NULL;
     }
   return g_steal_pointer (&kf);

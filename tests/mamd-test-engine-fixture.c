@@ -46,7 +46,9 @@ void
 write_daemon (Fixture *fx, const char *extra)
 {
   g_autofree char *path = g_build_filename (fx->conf, "mamd.conf", NULL);
-  g_autofree char *text = g_strdup_printf ("[Daemon]\nDirectorySyncInterval=0\n%s",
+  gboolean sets_sync = extra != NULL && strstr (extra, "DirectorySyncInterval=") != NULL;
+  g_autofree char *text = g_strdup_printf ("[Daemon]\n%s%s",
+                                           sets_sync ? "" : "DirectorySyncInterval=0\n",
                                            extra != NULL ? extra : "");
 
   write_file (path, text);

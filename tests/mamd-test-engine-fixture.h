@@ -42,7 +42,8 @@ extern const MamdCaller admin; /* uid 0 */
 /* ---- files ---- */
 
 void write_server (Fixture *fx, const char *id, const char *contents);
-/* mamd.conf with DirectorySyncInterval=0, then @extra (may be NULL). */
+/* mamd.conf: [Daemon] with DirectorySyncInterval=0 unless @extra (may be
+ * NULL) sets it, then @extra. */
 void write_daemon (Fixture *fx, const char *extra);
 /* A licence valid from a day ago for @valid_s seconds from now. */
 void write_license (Fixture *fx, const char *sku, gint64 valid_s);

@@ -380,12 +380,45 @@ static void
 test_invalid_syntax (Fixture *fx, gconstpointer data)
 {
   assert_single_server_problem (fx, "[Server]\nEnable=true\nthis line is wrong\n",
-                                "not a valid key file: ");
-  assert_single_server_problem (fx, "[Server\n", "not a valid key file: ");
-  /* GLib names the offending line */
+                                "line 3 is not a key=value pair, a [group] header or a comment");
+  assert_single_server_problem (fx, "[Server\n",
+                                "line 1 is not a key=value pair, a [group] header or a comment");
+  assert_single_server_problem (fx, "Enable=true\n[Server]\n",
+                                "line 1: a key before the first [group]");
+  /* the line is named by number, never quoted: it may hold a secret */
+  assert_single_server_problem (fx, "[Server]\nClientSecret: s3cr3t-value\n",
+                                "line 2 is not a key=value pair");
   {
-    g_autoptr(GPtrArray) problems = load_bad (fx, NULL);
-    assert_problem (problems, "[Server");
+    g_autofree char *message = NULL;
+    g_autoptr(GPtrArray) problems = load_bad (fx, &message);
+
+    g_assert_null (strstr (message, "s3cr3t"));
+  }
+  /* not UTF-8: the problem itself is, for D-Bus and JSON */
+  assert_single_server_problem (fx, "[Server]\nName=caf\xff\n", "line 2 is not UTF-8 text");
+  assert_single_server_problem (fx, "[Server]\nEnable=tr\xffue\n", "line 2 is not UTF-8 text");
+}
+
+/* GKeyFile merges a repeated group and keeps a repeated key's last value:
+ * a file whose top says Enable=true would mean false. */
+static void
+test_duplicates (Fixture *fx, gconstpointer data)
+{
+  assert_single_server_problem (fx, "[Server]\nEnable=true\nName=a\nEnable = false\n",
+                                "[Server] Enable: line 4: set a second time (first on line 2): "
+                                "keep one");
+  assert_single_server_problem (fx, "[Server]\nEnable=true\n\n[Server]\nName=a\n",
+                                "[Server]: line 4: the group appears a second time (first on "
+                                "line 1): merge them into one");
+  /* the same key in two groups is no repeat */
+  g_free (write_file (fx, "servers.d/chat.conf", "[Server]\nEnable=false\n[test]\n"));
+  {
+    g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MamdConfig) config = mamd_config_load (fx->dir, problems, &error);
+
+    for (guint i = 0; i < problems->len; i++)
+      g_assert_null (strstr (g_ptr_array_index (problems, i), "second time"));
   }
 }
 
@@ -435,7 +468,7 @@ test_all_problems (Fixture *fx, gconstpointer data)
   assert_problem (problems, "[Server] TenantId:");
   assert_problem (problems, "[Server] ClientId:");
   assert_problem (problems, "[Server] Foo: unknown key");
-  assert_problem (problems, "b.conf: not a valid key file");
+  assert_problem (problems, "b.conf: line 1 is not a key=value pair");
   g_assert_true (g_str_has_prefix (message, g_ptr_array_index (problems, 0)));
   g_assert_true (g_str_has_suffix (message, " (and 6 more)"));
 }
@@ -525,6 +558,7 @@ main (int argc, char **argv)
   ADD ("bad-plugin-group", test_bad_plugin_group);
   ADD ("missing-server-group", test_missing_server_group);
   ADD ("invalid-syntax", test_invalid_syntax);
+  ADD ("duplicates", test_duplicates);
   ADD ("too-large", test_too_large);
   ADD ("fifo", test_fifo);
   ADD ("all-problems", test_all_problems);
