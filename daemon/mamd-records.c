@@ -172,7 +172,8 @@ mamd_event_record_copy (const MamdEventRecord *rec)
   copy->server_id = g_strdup (rec->server_id);
   copy->session_id = g_strdup (rec->session_id);
   copy->decision_id = g_strdup (rec->decision_id);
-  copy->detail = rec->detail != NULL ? g_variant_ref_sink (rec->detail) : NULL;
+  /* a record owns its detail (sunk when it was set): the copy adds a ref */
+  copy->detail = rec->detail != NULL ? g_variant_ref (rec->detail) : NULL;
   return copy;
 }
 
