@@ -1,7 +1,7 @@
 /*
  * mamctl against the real daemon on a private bus: every command in human
- * and JSON form, the exit codes 0-4, and monitor printing a sign-in's
- * signals as they happen.
+ * and JSON form, the exit codes 0-5, control characters in mamd's strings
+ * made visible, and monitor printing a sign-in's signals as they happen.
  */
 #include "config.h"
 
@@ -132,6 +132,10 @@ test_usage (Fixture *f, gconstpointer data)
     { "report-enrollment", "0123456789abcdef0123456789abcdef", "maybe", NULL },
     { "--system", "--session-bus", "status", NULL },
     { "status", "--no-such-option", NULL },
+    { "--timeout=0", "status", NULL },
+    { "status", "--timeout=-1", NULL },
+    { "status", "--timeout=soon", NULL },
+    { "status", "--timeout=86401", NULL },
   };
   g_auto(MamdTestRun) none = { 0 };
   g_auto(MamdTestRun) help = { 0 };
@@ -157,6 +161,8 @@ test_usage (Fixture *f, gconstpointer data)
   /* the exit codes are documented */
   g_assert_nonnull (strstr (help.out, "cannot reach mamd"));
   g_assert_nonnull (strstr (help.out, "check-access"));
+  g_assert_nonnull (strstr (help.out, "  5  no answer from mamd in time"));
+  g_assert_nonnull (strstr (help.out, "--timeout"));
 }
 
 static void
@@ -451,6 +457,171 @@ test_errors_admin (Fixture *f, gconstpointer data)
   json_node_unref (parse_json (reload_json.out));
   run_mamctl (f, &sync, "sync", "chat");
   g_assert_cmpint (sync.status, ==, 0);
+}
+
+/* What a D-Bus client may put in its device id and user name: an SGR and an
+ * OSC escape, line breaks that would fake a row, a C1 CSI, a bidi override
+ * and a backslash. */
+#define EVIL_DEVICE "dev\x1b[31mred\nfake-row\\x"
+#define EVIL_USER "eve\x1b]0;pwned\x07\r\nroot\xc2\x9b" "2J\xe2\x80\xae" "moc.evil"
+/* ... and how mamctl shows them */
+#define SHOWN_DEVICE "dev\\e[31mred\\nfake-row\\\\x"
+#define SHOWN_USER "eve\\e]0;pwned\\a\\r\\nroot\\u{9b}2J\\u{202e}moc.evil"
+
+/* @text holds no character a terminal would act on except the line ends,
+ * and exactly @n_lines of them */
+static void
+assert_printable (const char *text, guint n_lines)
+{
+  const char *p;
+  guint lines = 0;
+
+  g_assert_true (g_utf8_validate (text, -1, NULL));
+  for (p = text; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (c == '\n')
+        lines++;
+      else
+        g_assert_false (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x202e);
+    }
+  if (n_lines > 0)
+    g_assert_cmpuint (lines, ==, n_lines);
+}
+
+/* the row of @array whose "device-id" is EVIL_DEVICE, exactly as sent */
+static JsonObject *
+find_evil_row (JsonArray *array)
+{
+  JsonObject *row = find_by (array, "device-id", EVIL_DEVICE);
+
+  g_assert_nonnull (row);
+  return row;
+}
+
+/* Daemon strings reach the terminal with their control characters made
+ * visible; --json carries them intact, as valid JSON. */
+static void
+test_escape (Fixture *f, gconstpointer data)
+{
+  g_autofree char *session = NULL;
+  g_autofree char *field = NULL;
+  g_auto(MamdTestRun) signin = { 0 };
+  g_auto(MamdTestRun) sessions = { 0 };
+  g_auto(MamdTestRun) sessions_json = { 0 };
+  g_auto(MamdTestRun) one = { 0 };
+  g_auto(MamdTestRun) one_json = { 0 };
+  g_auto(MamdTestRun) failed = { 0 };
+  g_auto(MamdTestRun) wipes = { 0 };
+  g_auto(MamdTestRun) wipes_json = { 0 };
+  g_auto(MamdTestRun) refused = { 0 };
+  g_autoptr(JsonNode) list = NULL;
+  g_autoptr(JsonNode) props = NULL;
+  g_autoptr(JsonNode) wipe_list = NULL;
+  g_auto(GStrv) lines = NULL;
+  JsonObject *row;
+  guint i;
+
+  run_mamctl (f, &signin, "login", "chat", "test", "--platform=ios", "--device-id=" EVIL_DEVICE,
+              "--credential=object-id=" BOB, "--credential=tenant-id=" TENANT,
+              "--credential=user-name=" EVIL_USER);
+  g_assert_cmpint (signin.status, ==, 0);
+  assert_printable (signin.out, 0);
+  field = human_field (signin.out, "user-name");
+  g_assert_cmpstr (field, ==, SHOWN_USER);
+  session = human_field (signin.out, "id");
+  g_assert_cmpuint (strlen (session), ==, 32);
+
+  /* the header and one row, the values escaped in place */
+  run_mamctl (f, &sessions, "sessions");
+  g_assert_cmpint (sessions.status, ==, 0);
+  assert_printable (sessions.out, 2);
+  g_assert_nonnull (strstr (sessions.out, " " SHOWN_USER " "));
+  g_assert_nonnull (strstr (sessions.out, " " SHOWN_DEVICE " "));
+  lines = g_strsplit (sessions.out, "\n", -1);
+  g_assert_true (g_str_has_prefix (lines[1], session));
+  run_mamctl (f, &sessions_json, "sessions", "--json");
+  g_assert_cmpint (sessions_json.status, ==, 0);
+  g_assert_null (strchr (sessions_json.out, '\x1b'));
+  list = parse_json (sessions_json.out);
+  row = find_evil_row (json_node_get_array (list));
+  g_assert_cmpstr (json_object_get_string_member (row, "user-name"), ==, EVIL_USER);
+  g_assert_cmpstr (json_object_get_string_member (row, "id"), ==, session);
+
+  /* one line per property, each "Key: value" */
+  run_mamctl (f, &one, "session", session);
+  g_assert_cmpint (one.status, ==, 0);
+  assert_printable (one.out, 0);
+  g_strfreev (lines);
+  lines = g_strsplit (one.out, "\n", -1);
+  for (i = 0; lines[i] != NULL && *lines[i] != '\0'; i++)
+    g_assert_true (g_ascii_isupper (lines[i][0]) && strchr (lines[i], ':') != NULL);
+  g_assert_null (lines[i + 1]);
+  g_free (field);
+  field = human_field (one.out, "DeviceId");
+  g_assert_cmpstr (field, ==, SHOWN_DEVICE);
+  g_free (field);
+  field = human_field (one.out, "UserName");
+  g_assert_cmpstr (field, ==, SHOWN_USER);
+  run_mamctl (f, &one_json, "session", session, "--json");
+  g_assert_cmpint (one_json.status, ==, 0);
+  props = parse_json (one_json.out);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (props), "DeviceId"), ==,
+                   EVIL_DEVICE);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (props), "UserName"), ==,
+                   EVIL_USER);
+
+  /* a failed enrollment leaves a wipe of the device */
+  run_mamctl (f, &failed, "report-enrollment", session, "failed", "--status-code=201");
+  g_assert_cmpint (failed.status, ==, 0);
+  run_mamctl (f, &wipes, "wipes");
+  g_assert_cmpint (wipes.status, ==, 0);
+  assert_printable (wipes.out, 2);
+  g_assert_nonnull (strstr (wipes.out, "  chat  "));
+  g_assert_nonnull (strstr (wipes.out, " " SHOWN_DEVICE " "));
+  run_mamctl (f, &wipes_json, "wipes", "--json");
+  g_assert_cmpint (wipes_json.status, ==, 0);
+  g_assert_null (strchr (wipes_json.out, '\x1b'));
+  wipe_list = parse_json (wipes_json.out);
+  row = find_evil_row (json_node_get_array (wipe_list));
+  g_assert_cmpstr (json_object_get_string_member (row, "object-id"), ==, BOB);
+
+  /* mamd's error messages are escaped too, whatever they quote */
+  run_mamctl (f, &refused, "login", "chat", "test", "--platform=ios", "--device-id=" EVIL_DEVICE,
+              "--credential=object-id=" BOB, "--credential=tenant-id=" TENANT);
+  g_assert_cmpint (refused.status, ==, 1);
+  g_assert_true (g_str_has_prefix (refused.err, "mamctl: ServerRemoved: "));
+  assert_printable (refused.err, 1);
+}
+
+/* A call mamd does not answer in time is not "cannot reach mamd": exit 5,
+ * and the message says the outcome is unknown and how to find out. */
+static void
+test_no_answer (Fixture *f, gconstpointer data)
+{
+  g_auto(MamdTestRun) slow = { 0 };
+  g_auto(MamdTestRun) status = { 0 };
+  g_auto(MamdTestRun) fast = { 0 };
+
+  run_mamctl (f, &slow, "--timeout=1", "login", "chat", "test", "--platform=ios",
+              "--device-id=slow-phone", "--credential=object-id=" ALICE,
+              "--credential=tenant-id=" TENANT, "--credential=delay-ms:u=60000");
+  g_assert_cmpint (slow.status, ==, 5);
+  g_assert_true (g_str_has_prefix (slow.err, "mamctl: no answer from mamd to SignIn"));
+  g_assert_null (strstr (slow.err, "cannot reach"));
+  g_assert_nonnull (strstr (slow.err, "may or may not have taken effect"));
+  g_assert_nonnull (strstr (slow.err, "mamctl status"));
+  g_assert_nonnull (strstr (slow.err, "mamctl sessions"));
+
+  /* mamd is up all along */
+  run_mamctl (f, &status, "status");
+  g_assert_cmpint (status.status, ==, 0);
+  /* and --timeout after the command works as well, for a call in time */
+  run_mamctl (f, &fast, "login", "chat", "test", "--timeout=60", "--platform=ios",
+              "--device-id=quick-phone", "--credential=object-id=" ALICE,
+              "--credential=tenant-id=" TENANT, "--credential=delay-ms:u=10");
+  g_assert_cmpint (fast.status, ==, 0);
 }
 
 static void
@@ -854,6 +1025,8 @@ main (int argc, char **argv)
   ADD ("session-flow", test_session_flow, FALSE);
   ADD ("wipe-flow", test_wipe_flow, FALSE);
   ADD ("errors-admin", test_errors_admin, FALSE);
+  ADD ("escape", test_escape, FALSE);
+  ADD ("no-answer", test_no_answer, FALSE);
   ADD ("monitor", test_monitor, FALSE);
   ADD ("monitor-json", test_monitor_json, FALSE);
 #undef ADD

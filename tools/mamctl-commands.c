@@ -136,13 +136,18 @@ cmd_servers (MamctlContext *ctx, int argc, char **argv, GError **error)
   while ((server = g_variant_iter_next_value (&iter)) != NULL)
     {
       g_autofree const char **findings = NULL;
-      const char *id = NULL;
+      g_autofree char *id = NULL;
+      const char *raw_id = NULL;
       guint i;
 
-      g_variant_lookup (server, "id", "&s", &id);
+      g_variant_lookup (server, "id", "&s", &raw_id);
+      id = mamctl_escape (raw_id != NULL ? raw_id : "?");
       if (g_variant_lookup (server, "findings", "^a&s", &findings))
         for (i = 0; findings[i] != NULL; i++)
-          g_print ("%s: %s\n", id != NULL ? id : "?", findings[i]);
+          {
+            g_autofree char *finding = mamctl_escape (findings[i]);
+            g_print ("%s: %s\n", id, finding);
+          }
       g_variant_unref (server);
     }
   return MAMCTL_EXIT_OK;
@@ -760,10 +765,17 @@ cmd_check (MamctlContext *ctx, int argc, char **argv, GError **error)
     print_check_json (dir, plugin_dir, config, valid, problems, warnings);
   else
     {
+      /* the problems may quote the files' text, which need not be clean */
       for (i = 0; i < warnings->len; i++)
-        g_print ("warning: %s\n", (const char *) g_ptr_array_index (warnings, i));
+        {
+          g_autofree char *warning = mamctl_escape (g_ptr_array_index (warnings, i));
+          g_print ("warning: %s\n", warning);
+        }
       for (i = 0; i < problems->len; i++)
-        g_print ("%s\n", (const char *) g_ptr_array_index (problems, i));
+        {
+          g_autofree char *problem = mamctl_escape (g_ptr_array_index (problems, i));
+          g_print ("%s\n", problem);
+        }
       if (valid)
         g_print ("%s: valid, %u server(s); plugin groups checked with the plugins in %s\n", dir,
                  config->servers->len, plugin_dir);

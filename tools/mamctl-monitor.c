@@ -106,7 +106,8 @@ on_signal (GDBusConnection *bus, const char *sender, const char *path, const cha
   guint64 seq = 0;
   guint i;
 
-  /* a signal this mamctl does not know (newer daemon): still show it */
+  /* a signal this mamctl does not know (newer daemon): still show it, in
+   * GVariant text form, which escapes control characters itself */
   if (info == NULL || g_variant_n_children (parameters) != g_strv_length ((char **) info->args))
     {
       g_autofree char *text = g_variant_print (parameters, FALSE);
@@ -152,9 +153,9 @@ on_closed (GDBusConnection *bus, gboolean remote_peer_vanished, GError *error,
            gpointer user_data)
 {
   Monitor *monitor = user_data;
+  g_autofree char *message = mamctl_escape (error != NULL ? error->message : NULL);
 
-  g_printerr ("mamctl: the bus connection closed%s%s\n", error != NULL ? ": " : "",
-              error != NULL ? error->message : "");
+  g_printerr ("mamctl: the bus connection closed%s%s\n", error != NULL ? ": " : "", message);
   monitor->status = MAMCTL_EXIT_UNREACHABLE;
   g_main_loop_quit (monitor->loop);
 }

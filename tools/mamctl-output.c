@@ -31,8 +31,9 @@ mamctl_table_add_row (MamctlTable *table, const char *const *cells)
   char **row = g_new0 (char *, table->n_columns + 1);
   guint i;
 
+  /* cells are shown as mamd sent them, control characters made visible */
   for (i = 0; i < table->n_columns; i++)
-    row[i] = g_strdup (cells[i] != NULL ? cells[i] : "");
+    row[i] = mamctl_escape (cells[i]);
   g_ptr_array_add (table->rows, row);
 }
 
@@ -262,32 +263,123 @@ mamctl_print_json_dict_array (GVariant *dicts, FILE *out)
   mamctl_print_json_node (node, TRUE, out);
 }
 
-/* logfmt-style: bare when safe, else double-quoted with \" and \\ */
+/* Characters a terminal acts on instead of showing: C0, DEL and C1 controls
+ * (escape sequences, line breaks, CSI), and the line/paragraph separators
+ * and bidi controls that break or reorder a line, so that a value could
+ * pass for another one or for a row of its own. */
+static gboolean
+unichar_is_unsafe (gunichar c)
+{
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+    return TRUE;
+  return c == 0x2028 || c == 0x2029 || c == 0x061c || c == 0x200e || c == 0x200f
+         || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+static const char *
+named_escape (gunichar c)
+{
+  static const struct {
+    gunichar c;
+    const char *escape;
+  } names[] = {
+    { '\a', "\\a" }, { '\b', "\\b" }, { '\t', "\\t" }, { '\n', "\\n" }, { '\v', "\\v" },
+    { '\f', "\\f" }, { '\r', "\\r" }, { 0x1b, "\\e" }, { '\\', "\\\\" },
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (names); i++)
+    if (names[i].c == c)
+      return names[i].escape;
+  return NULL;
+}
+
+/* The one place that knows about control characters: every string mamd
+ * sends that mamctl prints for people goes through here. A backslash is
+ * doubled, so what is shown reads back unambiguously; bytes that are not
+ * UTF-8 become \xNN too (mamd's strings are UTF-8, a local config file's
+ * text need not be). With @in_quotes, '"' becomes \" as well. */
+static void
+append_escaped (GString *s, const char *value, gboolean in_quotes)
+{
+  const char *p = value;
+  const char *end = value + strlen (value);
+
+  while (p < end)
+    {
+      gunichar c = g_utf8_get_char_validated (p, end - p);
+      const char *next;
+      const char *named;
+
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        {
+          g_string_append_printf (s, "\\x%02x", (guchar) *p);
+          p++;
+          continue;
+        }
+      next = g_utf8_next_char (p);
+      named = named_escape (c);
+      if (named != NULL)
+        g_string_append (s, named);
+      else if (c == '"' && in_quotes)
+        g_string_append (s, "\\\"");
+      else if (c < 0x80 && unichar_is_unsafe (c))
+        g_string_append_printf (s, "\\x%02x", (guint) c);
+      else if (unichar_is_unsafe (c))
+        g_string_append_printf (s, "\\u{%x}", (guint) c);
+      else
+        g_string_append_len (s, p, next - p);
+      p = next;
+    }
+}
+
+static gboolean
+needs_escape (const char *value)
+{
+  const char *p;
+
+  for (p = value; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char_validated (p, -1);
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        return TRUE;
+      if (c == '\\' || unichar_is_unsafe (c))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+char *
+mamctl_escape (const char *value)
+{
+  GString *s;
+
+  if (value == NULL)
+    return g_strdup ("");
+  if (!needs_escape (value))
+    return g_strdup (value);
+  s = g_string_new (NULL);
+  append_escaped (s, value, FALSE);
+  return g_string_free (s, FALSE);
+}
+
+/* logfmt-style: bare when safe, else double-quoted and escaped as
+ * mamctl_escape does, with \" for a quote */
 char *
 mamctl_logfmt_quote (const char *value)
 {
   GString *s;
   const char *p;
-  gboolean bare = *value != '\0';
+  gboolean bare = *value != '\0' && !needs_escape (value);
 
   for (p = value; *p != '\0' && bare; p++)
-    if (g_ascii_isspace (*p) || *p == '"' || *p == '\\' || *p == '=' || g_ascii_iscntrl (*p))
+    if (g_ascii_isspace (*p) || *p == '"' || *p == '=')
       bare = FALSE;
   if (bare)
     return g_strdup (value);
 
   s = g_string_new ("\"");
-  for (p = value; *p != '\0'; p++)
-    {
-      if (*p == '"' || *p == '\\')
-        g_string_append_c (s, '\\');
-      if (*p == '\n')
-        g_string_append (s, "\\n");
-      else if (g_ascii_iscntrl (*p))
-        g_string_append_printf (s, "\\x%02x", (guchar) *p);
-      else
-        g_string_append_c (s, *p);
-    }
+  append_escaped (s, value, TRUE);
   g_string_append_c (s, '"');
   return g_string_free (s, FALSE);
 }

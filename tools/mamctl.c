@@ -15,7 +15,12 @@
 
 G_DEFINE_QUARK (mamctl-error-quark, mamctl_error)
 
+/* a day: longer than any call should take, and far from overflowing the
+ * milliseconds GDBus takes */
+#define MAX_TIMEOUT_SEC (24 * 3600)
+
 static gboolean opt_system;
+static int opt_timeout = G_MININT; /* G_MININT: not given */
 static gboolean opt_session_bus;
 
 static const char *
@@ -36,7 +41,7 @@ bus_description (const MamctlContext *ctx)
 static GOptionEntry *
 global_entries (MamctlContext *ctx)
 {
-  static GOptionEntry entries[5];
+  static GOptionEntry entries[6];
   const GOptionEntry init[] = {
     { "system", 0, 0, G_OPTION_ARG_NONE, &opt_system,
       "Talk to mamd on the system bus (default)", NULL },
@@ -46,6 +51,8 @@ global_entries (MamctlContext *ctx)
       "Talk to mamd on the bus at ADDR (also $MAMD_BUS_ADDRESS)", "ADDR" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &ctx->json,
       "Print JSON instead of tables", NULL },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout,
+      "Wait at most SECONDS for mamd's answer (default 25, reload and sync 120)", "SECONDS" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -68,7 +75,7 @@ mamctl_option_context_new (MamctlContext *ctx, const MamctlCommand *command,
   return context;
 }
 
-static gboolean resolve_bus_kind (MamctlContext *ctx, GError **error);
+static gboolean resolve_global_options (MamctlContext *ctx, GError **error);
 
 gboolean
 mamctl_parse_command (MamctlContext *ctx, GOptionContext *context, int *argc, char ***argv,
@@ -96,14 +103,24 @@ mamctl_parse_command (MamctlContext *ctx, GOptionContext *context, int *argc, ch
                    (*argv)[0], (*argv)[max_args + 1]);
       return FALSE;
     }
-  return resolve_bus_kind (ctx, error);
+  return resolve_global_options (ctx, error);
 }
 
 static gboolean
-resolve_bus_kind (MamctlContext *ctx, GError **error)
+resolve_global_options (MamctlContext *ctx, GError **error)
 {
   guint n = (opt_system ? 1 : 0) + (opt_session_bus ? 1 : 0) + (ctx->bus_address ? 1 : 0);
 
+  if (opt_timeout != G_MININT)
+    {
+      if (opt_timeout < 1 || opt_timeout > MAX_TIMEOUT_SEC)
+        {
+          g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
+                       "--timeout expects a number of seconds from 1 to %d", MAX_TIMEOUT_SEC);
+          return FALSE;
+        }
+      ctx->timeout_sec = opt_timeout;
+    }
   if (n > 1)
     {
       g_set_error_literal (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
@@ -154,8 +171,9 @@ mamctl_get_bus (MamctlContext *ctx, GError **error)
   return ctx->bus;
 }
 
-/* Errors that mean mamd is not there (not running, not activatable, gone
- * while we waited) rather than that mamd refused the request. */
+/* Errors that mean mamd is not there (not running, not activatable, no
+ * bus) rather than that mamd refused the request. GIO's own errors count
+ * only when raised here, not when sent by mamd. */
 static gboolean
 error_is_unreachable (const GError *error)
 {
@@ -163,14 +181,26 @@ error_is_unreachable (const GError *error)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_SERVER)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_DISCONNECTED)
-    || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY)
-    || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_TIMEOUT)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_EXEC_FAILED)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_FAILED)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_CHILD_EXITED)
     || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SPAWN_SERVICE_NOT_FOUND)
-    || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED)
-    || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+    || (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED)
+        && !g_dbus_error_is_remote_error (error));
+}
+
+/* Errors that mean the request went out but no answer came back: our
+ * timeout ran out, the bus gave up waiting (NoReply), or mamd left the bus
+ * before answering. mamd may well be up, and the request may or may not
+ * have taken effect. */
+static gboolean
+error_is_no_answer (const GError *error)
+{
+  return g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY)
+    || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_TIMEOUT)
+    || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_TIMED_OUT)
+    || (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)
+        && !g_dbus_error_is_remote_error (error));
 }
 
 GVariant *
@@ -188,6 +218,8 @@ mamctl_call (MamctlContext *ctx, const char *object_path, const char *interface,
         g_variant_unref (g_variant_ref_sink (parameters));
       return NULL;
     }
+  if (ctx->timeout_sec > 0)
+    timeout_msec = ctx->timeout_sec * 1000;
   reply = g_dbus_connection_call_sync (bus, MAMCTL_BUS_NAME, object_path, interface, method,
                                        parameters, reply_type, G_DBUS_CALL_FLAGS_NONE,
                                        timeout_msec, NULL, &local_error);
@@ -200,6 +232,16 @@ mamctl_call (MamctlContext *ctx, const char *object_path, const char *interface,
       g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_UNREACHABLE,
                    "cannot reach mamd (%s) on %s: %s", MAMCTL_BUS_NAME,
                    bus_description (ctx), local_error->message);
+      return NULL;
+    }
+  if (error_is_no_answer (local_error))
+    {
+      g_dbus_error_strip_remote_error (local_error);
+      g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_NO_ANSWER,
+                   "no answer from mamd to %s (%s): the request may or may not have taken "
+                   "effect; 'mamctl status' shows whether mamd is up, and 'mamctl sessions' "
+                   "or 'mamctl wipes' whether the change was made",
+                   method, local_error->message);
       return NULL;
     }
   g_propagate_error (error, g_steal_pointer (&local_error));
@@ -270,6 +312,11 @@ static const char help_description[] =
   "  2  usage error\n"
   "  3  cannot reach mamd (not running, not activatable, or no bus)\n"
   "  4  check-access: the session is not allowed\n"
+  "  5  no answer from mamd in time (--timeout), or mamd left the bus before\n"
+  "     answering: the request may or may not have taken effect\n"
+  "\n"
+  "Tables and key/value lists show control characters in mamd's strings as\n"
+  "\\n, \\e, \\xNN or \\u{NN}, and a backslash as \\\\ (--json output is plain JSON).\n"
   "\n"
   "Environment:\n"
   "  MAMD_BUS_ADDRESS  bus address to use when no bus option is given\n"
@@ -280,27 +327,36 @@ static const char help_description[] =
 static int
 report_error (const GError *error)
 {
+  g_autofree char *message = mamctl_escape (error->message);
   g_autofree char *name = NULL;
   g_autoptr(GError) copy = NULL;
   const char *short_name;
 
   if (error->domain == MAMCTL_ERROR && error->code == MAMCTL_ERROR_USAGE)
     {
-      g_printerr ("mamctl: %s\nTry 'mamctl --help'.\n", error->message);
+      g_printerr ("mamctl: %s\nTry 'mamctl --help'.\n", message);
       return MAMCTL_EXIT_USAGE;
     }
   if (error->domain == MAMCTL_ERROR && error->code == MAMCTL_ERROR_UNREACHABLE)
     {
-      g_printerr ("mamctl: %s\n", error->message);
+      g_printerr ("mamctl: %s\n", message);
       return MAMCTL_EXIT_UNREACHABLE;
+    }
+  if (error->domain == MAMCTL_ERROR && error->code == MAMCTL_ERROR_NO_ANSWER)
+    {
+      g_printerr ("mamctl: %s\n", message);
+      return MAMCTL_EXIT_NO_ANSWER;
     }
 
   name = g_dbus_error_get_remote_error (error);
   copy = g_error_copy (error);
   g_dbus_error_strip_remote_error (copy);
+  g_free (message);
+  /* mamd's messages may quote what a client sent */
+  message = mamctl_escape (copy->message);
   if (name == NULL)
     {
-      g_printerr ("mamctl: %s\n", copy->message);
+      g_printerr ("mamctl: %s\n", message);
       return MAMCTL_EXIT_ERROR;
     }
   short_name = name;
@@ -308,7 +364,7 @@ report_error (const GError *error)
     short_name = name + strlen ("org.mamd.Mamd1.Error.");
   else if (g_str_has_prefix (name, "org.freedesktop.DBus.Error."))
     short_name = name + strlen ("org.freedesktop.DBus.Error.");
-  g_printerr ("mamctl: %s: %s\n", short_name, copy->message);
+  g_printerr ("mamctl: %s: %s\n", short_name, message);
   return MAMCTL_EXIT_ERROR;
 }
 

@@ -25,15 +25,18 @@ enum {
   MAMCTL_EXIT_USAGE = 2,
   MAMCTL_EXIT_UNREACHABLE = 3, /* cannot reach mamd */
   MAMCTL_EXIT_NOT_ALLOWED = 4, /* check-access: not allowed */
+  MAMCTL_EXIT_NO_ANSWER = 5,   /* mamd did not answer in time: outcome unknown */
 };
 
-/* Usage errors (exit code 2) and failures to reach mamd (exit code 3) are
- * told apart from mamd's own errors by this domain. */
+/* Usage errors (exit code 2), failures to reach mamd (exit code 3) and
+ * calls mamd did not answer in time (exit code 5) are told apart from
+ * mamd's own errors by this domain. */
 #define MAMCTL_ERROR (mamctl_error_quark ())
 GQuark mamctl_error_quark (void);
 typedef enum {
   MAMCTL_ERROR_USAGE,
   MAMCTL_ERROR_UNREACHABLE,
+  MAMCTL_ERROR_NO_ANSWER,
 } MamctlError;
 
 typedef enum {
@@ -46,6 +49,7 @@ typedef struct {
   MamctlBusKind bus_kind;
   char *bus_address;
   gboolean json;
+  int timeout_sec;      /* --timeout; 0: each call's own default */
   GDBusConnection *bus; /* connected on first use */
 } MamctlContext;
 
@@ -92,6 +96,9 @@ void mamctl_print_json_dict (GVariant *dict, FILE *out);
 void mamctl_print_json_dict_array (GVariant *dicts, FILE *out);
 void mamctl_print_json_node (JsonNode *node, gboolean pretty, FILE *out);
 JsonNode *mamctl_dict_to_json (GVariant *dict);
+/* Every string from mamd printed for people goes through one of these two:
+ * control characters come out as \n, \e, \xNN or \u{NN}, see README.md */
+char *mamctl_escape (const char *value);
 char *mamctl_logfmt_quote (const char *value);
 
 /* mamctl-monitor.c */
