@@ -20,6 +20,7 @@ void mamd_engine_set_clock (MamdEngine *self, MamdEngineClock clock, gpointer us
 typedef struct {
   const MamdServerConfig *config; /* borrowed from the MamdConfig it came with */
   GHashTable *plugin_configs;     /* interned method -> GObject (ref) */
+  guint64 epoch;                  /* changes when the server's file does */
   gboolean gate_open;
   gint gate_code;                 /* MamdError, -1 when open */
   char *gate_reason;              /* NULL when open */
@@ -43,6 +44,7 @@ struct _MamdEngine {
   GHashTable *wipes;              /* id -> MamdWipeRecord */
 
   guint64 next_seq;               /* the next event's seq */
+  guint64 last_epoch;             /* the latest MamdEngineServer epoch */
   guint64 committed_seq;          /* the highest seq committed (ops commit in order) */
   guint n_pending;                /* commits in flight */
   gboolean fatal;

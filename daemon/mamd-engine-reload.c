@@ -374,6 +374,28 @@ activate_configs (MamdEngine *self, GHashTable *old_servers, GHashTable *new_ser
   }
 }
 
+/* A server whose file is unchanged keeps its epoch, although its plugin
+ * configs are loaded again: what a sign-in in flight was checked against
+ * still holds. */
+static void
+carry_epochs (MamdEngine *self, GHashTable *old_servers, GHashTable *new_servers)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, new_servers);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    MamdEngineServer *srv = value;
+    MamdEngineServer *old = old_servers != NULL
+                              ? g_hash_table_lookup (old_servers, srv->config->id) : NULL;
+
+    if (old != NULL && mamd_server_config_equal (old->config, srv->config))
+      srv->epoch = old->epoch;
+    else
+      srv->epoch = ++self->last_epoch;
+  }
+}
+
 static gboolean
 servers_changed (const MamdConfig *old_config, const MamdConfig *config)
 {
@@ -427,6 +449,7 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
   changed = servers_changed (self->config, config);
   if (!starting)
     before = policy_views_take (self);
+  carry_epochs (self, self->servers, servers);
   activate_configs (self, self->servers, servers);
   old_servers = g_steal_pointer (&self->servers);
   old_config = g_steal_pointer (&self->config);

@@ -143,6 +143,7 @@ typedef struct {
   MamdPlugin *plugin;
   GObject *plugin_config;
   GVariant *credential; /* kept only to check it again after a reload */
+  guint64 epoch;        /* of the server when the plugin started */
   guint attempts;
 } SignInData;
 
@@ -249,17 +250,19 @@ mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const cha
   sd->platform = g_strdup (platform);
   sd->device_id = g_strdup (device_id);
   sd->credential = g_variant_ref (credential);
+  sd->epoch = srv->epoch;
   sd->attempts = 1;
   mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, credential, cancellable,
                                   sign_in_auth_cb, g_steal_pointer (&task));
 }
 
-/* A reload may have replaced the method's configuration while the plugin
+/* A reload may have changed the server's configuration while the plugin
  * ran. Nothing is accepted under settings that no longer hold (an old
  * ClientId, scope or issuer): the credential is authenticated again under
- * the live configuration, a bounded number of times. TRUE when it was
- * started again (the task went with it); FALSE with @error when the method
- * is gone, FALSE without when the configuration is still the live one. */
+ * the live configuration, a bounded number of times. A reload that left
+ * the server's file as it was changes nothing. TRUE when it was started
+ * again (the task went with it); FALSE with @error when the method is gone,
+ * FALSE without when what it was checked against still holds. */
 static gboolean
 sign_in_restart_if_stale (MamdEngine *self, GTask **task, SignInData *sd, GError **error)
 {
@@ -270,7 +273,7 @@ sign_in_restart_if_stale (MamdEngine *self, GTask **task, SignInData *sd, GError
 
   if (srv == NULL || !sign_in_find_plugin (self, srv, sd->method, &plugin, &config, error))
     return FALSE;
-  if (config == sd->plugin_config)
+  if (srv->epoch == sd->epoch)
     return FALSE;
   if (sd->attempts >= SIGN_IN_MAX_ATTEMPTS) {
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_BUSY,
@@ -280,6 +283,7 @@ sign_in_restart_if_stale (MamdEngine *self, GTask **task, SignInData *sd, GError
     return FALSE;
   }
   sd->attempts++;
+  sd->epoch = srv->epoch;
   g_set_object (&sd->plugin, plugin);
   g_set_object (&sd->plugin_config, config);
   cancellable = g_task_get_cancellable (*task);

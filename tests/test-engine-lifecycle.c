@@ -261,9 +261,10 @@ finish_sign_in (Fixture *fx, GAsyncResult **res, GError **error)
 }
 
 /* A reload while the plugin authenticates: nothing is accepted under a
- * configuration that is no longer live. The credential is authenticated
+ * configuration that no longer holds. The credential is authenticated
  * again under the new one (a bounded number of times), and refused when
- * its method is no longer configured. */
+ * its method is no longer configured; a reload that left the server's file
+ * as it was changes nothing. */
 static void
 test_reload_during_sign_in (Fixture *fx, gconstpointer data)
 {
@@ -277,23 +278,39 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   write_server (fx, "other", "[Server]\n[held]\n");
   engine_start (fx);
 
-  /* one reload: authenticated twice, the second time under the new config */
+  /* a reload of the same files (and of another server's): one authentication */
+  mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-0", NULL,
+                             store_result, &res);
+  g_assert_true (reload (fx, &error));
+  write_server (fx, "chat", MAM_SERVER (""));
+  g_assert_true (reload (fx, &error));
+  held_release (held);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (held->configs->len, ==, 1);
+  g_clear_pointer (&result, mamd_engine_result_free);
+
+  /* the server's file changed: authenticated again under the new config */
   mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-1", NULL,
                              store_result, &res);
+  write_server (fx, "other", "[Server]\nName=Other\n[held]\n");
   g_assert_true (reload (fx, &error));
   held_release (held);
   held_release (held);
   result = finish_sign_in (fx, &res, &error);
   g_assert_no_error (error);
   g_assert_cmpint (result->session->state, ==, MAMD_SESSION_STATE_ACTIVE);
-  g_assert_cmpuint (held->configs->len, ==, 2);
-  g_assert_true (held->configs->pdata[0] != held->configs->pdata[1]);
+  g_assert_cmpuint (held->configs->len, ==, 3);
+  g_assert_true (held->configs->pdata[1] != held->configs->pdata[2]);
   g_clear_pointer (&result, mamd_engine_result_free);
 
-  /* a reload before every answer: refused after three authentications */
+  /* a change before every answer: refused after three authentications */
   mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-2", NULL,
                              store_result, &res);
   for (guint i = 0; i < 3; i++) {
+    g_autofree char *contents = g_strdup_printf ("[Server]\nName=Other %u\n[held]\n", i);
+
+    write_server (fx, "other", contents);
     g_assert_true (reload (fx, &error));
     held_release (held);
     /* until the engine has seen the answer: authenticated again, or done */
@@ -304,7 +321,7 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   g_assert_null (result);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_BUSY);
   g_assert_nonnull (strstr (error->message, "changed 3 times during the sign-in"));
-  g_assert_cmpuint (held->configs->len, ==, 5);
+  g_assert_cmpuint (held->configs->len, ==, 6);
   g_clear_error (&error);
 
   /* the method's group removed meanwhile */
@@ -316,7 +333,7 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   result = finish_sign_in (fx, &res, &error);
   g_assert_null (result);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE);
-  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 1);
+  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 2);
   engine_stop (fx);
 }
 
