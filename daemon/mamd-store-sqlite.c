@@ -73,17 +73,23 @@ static const char upgrade_from_1_sql[] =
   "DROP TABLE wipes_v1; DROP TABLE events_v1; DROP TABLE meta_v1;";
 
 /* Version 2 -> 3: a removal and a wipe belong to the uid whose session's
- * enrollment failed. Rows from before take it from that session, or from
- * the latest session of the device on that server; -1 where none is left
- * (administrators only). */
+ * enrollment failed. Rows from before take it from that session, found
+ * through the wipe or the "server-removed" event that name it; -1 where
+ * neither is left (administrators only). Never from another session on the
+ * device: another uid may have claimed the same device id. */
 static const char upgrade_to_3_sql[] =
   "ALTER TABLE removed_servers ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
   "ALTER TABLE wipes ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
   "UPDATE wipes SET owner_uid = coalesce("
   " (SELECT owner_uid FROM sessions WHERE sessions.id = wipes.session_id), -1);"
   "UPDATE removed_servers SET owner_uid = coalesce("
-  " (SELECT owner_uid FROM sessions s WHERE s.server_id = removed_servers.server_id"
-  "  AND s.device_id = removed_servers.device_id ORDER BY s.updated DESC LIMIT 1), -1);";
+  " (SELECT s.owner_uid FROM wipes w JOIN sessions s ON s.id = w.session_id"
+  "  WHERE w.server_id = removed_servers.server_id AND w.device_id = removed_servers.device_id"
+  "  ORDER BY w.created DESC LIMIT 1),"
+  " (SELECT s.owner_uid FROM events e JOIN sessions s ON s.id = e.session_id"
+  "  WHERE e.type = 'server-removed' AND e.server_id = removed_servers.server_id"
+  "  AND s.device_id = removed_servers.device_id ORDER BY e.seq DESC LIMIT 1),"
+  " -1);";
 
 G_DEFINE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD_TYPE_STORE)
 

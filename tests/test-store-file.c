@@ -181,7 +181,10 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
 }
 
 /* A version 2 store: made here from a new one without the version 3
- * columns, as mamd wrote it before. */
+ * columns, as mamd wrote it before. On device-2 uid 1001's enrollment
+ * failed while uid 1002, which claimed the same device id, had a session
+ * there too (revoked a moment later); device-3's wipe was acknowledged, its
+ * "server-removed" event names the failed session; device-4 has neither. */
 static void
 test_upgrade_from_2 (Fixture *fx, gconstpointer data)
 {
@@ -200,9 +203,22 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
     "INSERT INTO sessions VALUES ('f123456789abcdef0123456789abcdef', 'chat', 'office365',"
     " 'oid-2', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'bob', 'device-2', 'ios', 'oid',"
     " 'issuer', 'failed', 1001, 'revoked', 1, 100, 300, 8);"
+    "INSERT INTO sessions VALUES ('f223456789abcdef0123456789abcdef', 'chat', 'office365',"
+    " 'oid-9', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'eve', 'device-2', 'ios', 'oid',"
+    " 'issuer', 'failed', 1002, 'revoked', 1, 90, 301, 9);"
+    "INSERT INTO sessions VALUES ('f323456789abcdef0123456789abcdef', 'chat', 'office365',"
+    " 'oid-3', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'ann', 'device-3', 'ios', 'oid',"
+    " 'issuer', 'failed', 1003, 'revoked', 1, 100, 300, 10);"
+    "INSERT INTO sessions VALUES ('f423456789abcdef0123456789abcdef', 'chat', 'office365',"
+    " 'oid-4', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'joe', 'device-4', 'ios', 'oid',"
+    " 'issuer', 'failed', 1004, 'revoked', 1, 100, 300, 11);"
     "INSERT INTO removed_servers VALUES ('chat', 'device-2', 'oid-2', 'failed', 300);"
+    "INSERT INTO removed_servers VALUES ('chat', 'device-3', 'oid-3', 'failed', 300);"
+    "INSERT INTO removed_servers VALUES ('chat', 'device-4', 'oid-4', 'failed', 300);"
     "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
     " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8);"
+    "INSERT INTO events VALUES (12, 300, 'server-removed', 'chat',"
+    " 'f323456789abcdef0123456789abcdef', NULL, NULL);"
     "PRAGMA user_version=2;", NULL, NULL, NULL), ==, SQLITE_OK);
   sqlite3_close (db);
 
@@ -212,9 +228,15 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (snap->wipes->len, ==, 1);
   wipe = g_ptr_array_index (snap->wipes, 0);
   g_assert_cmpint (wipe->owner_uid, ==, 1001);
-  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
-  g_assert_cmpint (((MamdRemovedServerRecord *) snap->removed_servers->pdata[0])->owner_uid, ==,
-                   1001);
+  g_assert_cmpuint (snap->removed_servers->len, ==, 3);
+  for (guint i = 0; i < snap->removed_servers->len; i++) {
+    const MamdRemovedServerRecord *removed = snap->removed_servers->pdata[i];
+    gint64 expected = g_str_equal (removed->device_id, "device-2")   ? 1001
+                      : g_str_equal (removed->device_id, "device-3") ? 1003
+                                                                     : -1;
+
+    g_assert_cmpint (removed->owner_uid, ==, expected);
+  }
 }
 
 /* ---- locking ---- */
