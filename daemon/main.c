@@ -308,6 +308,9 @@ daemon_stop (MamdDaemon *daemon)
     g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
   if (daemon->name_owner_id != 0)
     g_bus_unown_name (daemon->name_owner_id);
+  /* nothing new starts while the commits under way finish */
+  if (daemon->adaptor != NULL)
+    mamd_dbus_adaptor_refuse_calls (daemon->adaptor);
 
   if (daemon->engine != NULL && !mamd_engine_shutdown (daemon->engine, &error)) {
     g_warning ("state may be incomplete: %s", error->message);
@@ -316,7 +319,7 @@ daemon_stop (MamdDaemon *daemon)
   /* every commit has answered; what still runs (a plugin authenticating)
    * is cancelled and answers Busy */
   if (daemon->adaptor != NULL)
-    mamd_dbus_adaptor_stop_calls (daemon->adaptor);
+    mamd_dbus_adaptor_cancel_calls (daemon->adaptor);
   /* let the cancelled calls answer and signals be queued; bounded, so a
    * client that keeps calling cannot hold the exit up */
   for (guint i = 0; i < 10000 && g_main_context_iteration (NULL, FALSE); i++)

@@ -341,6 +341,7 @@ call_authorize_and_run (MamdDbusCall *call, guint32 uid)
   MamdDbusAdaptor *self = call->adaptor;
   gboolean admin = uid_is_admin (self, uid);
   gboolean allowed;
+  guint limit, others;
 
   switch (call->method->role) {
   case MAMD_DBUS_ROLE_READ:
@@ -376,14 +377,15 @@ call_authorize_and_run (MamdDbusCall *call, guint32 uid)
   call->caller.uid = uid;
   call->caller.is_admin = admin;
   call->uid_counted = TRUE;
-  if (uid_calls_add (self, uid, 1) > max_calls_per_uid (self)) {
+  limit = max_calls_per_uid (self);
+  others = uid_calls_add (self, uid, 1) - 1;
+  if (others >= limit) {
     g_autofree char *message = g_strdup_printf ("too many calls in flight from uid %u (limit "
                                                 "%u, [Limits] MaxCallsInFlightPerUser): wait "
                                                 "for replies before sending more",
-                                                uid, max_calls_per_uid (self));
+                                                uid, limit);
 
-    g_info ("refused %s from uid %u: %u calls in flight", call->method->member, uid,
-            max_calls_per_uid (self));
+    g_info ("refused %s from uid %u: %u calls in flight", call->method->member, uid, others);
     mamd_dbus_call_return_error_literal (call, MAMD_ERROR_BUSY, message);
     return;
   }
@@ -831,7 +833,15 @@ mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *connection, GE
 }
 
 void
-mamd_dbus_adaptor_stop_calls (MamdDbusAdaptor *self)
+mamd_dbus_adaptor_refuse_calls (MamdDbusAdaptor *self)
+{
+  g_return_if_fail (MAMD_IS_DBUS_ADAPTOR (self));
+
+  self->stopping = TRUE;
+}
+
+void
+mamd_dbus_adaptor_cancel_calls (MamdDbusAdaptor *self)
 {
   GHashTableIter iter;
   gpointer value;

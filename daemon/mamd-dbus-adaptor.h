@@ -22,11 +22,13 @@ MamdDbusAdaptor *mamd_dbus_adaptor_new (MamdEngine *engine);
  * subscribes to NameOwnerChanged. Fails when an object path is taken. */
 gboolean mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *connection,
                                    GError **error);
+/* On the way out, first: every new call is answered Busy. */
+void mamd_dbus_adaptor_refuse_calls (MamdDbusAdaptor *self);
+/* Then, once the commits under way have answered: the calls still running
+ * (a plugin authenticating) are cancelled and answer Busy. */
+void mamd_dbus_adaptor_cancel_calls (MamdDbusAdaptor *self);
 /* Emits every queued signal now (shutdown), then unregisters everything and
  * cancels calls still in flight. Safe to call more than once. */
-/* On the way out: new calls are refused and the calls still running are
- * cancelled; both answer Busy. Calls whose change is committing finish. */
-void mamd_dbus_adaptor_stop_calls (MamdDbusAdaptor *self);
 void mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self);
 
 /* Number of D-Bus signals queued but not yet emitted. */

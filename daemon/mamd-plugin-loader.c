@@ -248,9 +248,12 @@ mamd_plugin_loader_load_module (MamdPluginLoader *self, const char *path)
   /* every symbol bound now: a module that needs one mamd lacks is refused
    * here, instead of killing mamd the first time it calls it; and no FIFO
    * may hold the loader up */
-  module = g_file_test (path, G_FILE_TEST_IS_REGULAR)
-             ? g_module_open (path, G_MODULE_BIND_LOCAL) : NULL;
-  if (module == NULL && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+  if (g_file_test (path, G_FILE_TEST_EXISTS) && !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    module = NULL;
+  else
+    module = g_module_open (path, G_MODULE_BIND_LOCAL);
+  if (module == NULL && g_file_test (path, G_FILE_TEST_EXISTS) &&
+      !g_file_test (path, G_FILE_TEST_IS_REGULAR))
     {
       reason = g_strdup ("cannot open module: not a regular file");
     }

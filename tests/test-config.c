@@ -411,7 +411,8 @@ test_duplicates (Fixture *fx, gconstpointer data)
                                 "[Server]: line 4: the group appears a second time (first on "
                                 "line 1): merge them into one");
   /* the same key in two groups is no repeat */
-  g_free (write_file (fx, "servers.d/chat.conf", "[Server]\nEnable=false\n[test]\n"));
+  g_free (write_file (fx, "servers.d/chat.conf",
+                      "[Server]\nEnable=false\n[test]\nEnable=false\n"));
   {
     g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
     g_autoptr(GError) error = NULL;

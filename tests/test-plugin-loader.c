@@ -306,6 +306,7 @@ test_missing_file (void)
   g_test_assert_expected_messages ();
   g_assert_null (entry->plugin);
   g_assert_true (g_str_has_prefix (entry->disabled_reason, "cannot open module"));
+  g_assert_null (strstr (entry->disabled_reason, "not a regular file"));
 }
 
 static void
