@@ -383,6 +383,9 @@ main (int argc, char **argv)
   /* the state store names users and devices: private whatever the caller's
    * umask and the state directory's mode (systemd sets UMask too) */
   umask (0077);
+  /* GIO's proxy resolver reads GSettings: no dconf files in the state
+   * directory (the mamd user's home) */
+  g_setenv ("GSETTINGS_BACKEND", "memory", FALSE);
   mamd_log_init ();
   context = g_option_context_new ("- Intune-style app-management policy daemon");
   g_option_context_set_summary (context,

@@ -34,7 +34,12 @@ test_usage (Fixture *f, gconstpointer data)
   g_auto(MamdTestRun) none = { 0 };
   g_auto(MamdTestRun) help = { 0 };
   g_auto(MamdTestRun) cred = { 0 };
+  g_auto(MamdTestRun) version = { 0 };
   guint i;
+
+  run_mamctl (f, &version, "--version");
+  g_assert_cmpint (version.status, ==, 0);
+  g_assert_cmpstr (version.out, ==, "mamctl " MAMD_VERSION "\n");
 
   run_mamctl_v (NULL, &none, (const char *const[]) { NULL });
   g_assert_cmpint (none.status, ==, 2);

@@ -389,6 +389,11 @@ main (int argc, char **argv)
   g_autoptr(GError) error = NULL;
   g_autofree char *summary = NULL;
   const MamctlCommand *command;
+  gboolean version = FALSE;
+  const GOptionEntry version_entries[] = {
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    G_OPTION_ENTRY_NULL
+  };
   int status;
 
   setlocale (LC_ALL, "");
@@ -400,6 +405,7 @@ main (int argc, char **argv)
   g_option_context_set_summary (context, summary);
   g_option_context_set_description (context, help_description);
   g_option_context_add_main_entries (context, global_entries (&ctx), NULL);
+  g_option_context_add_main_entries (context, version_entries, NULL);
   /* stop at the command: its options are parsed by the command */
   g_option_context_set_strict_posix (context, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -407,6 +413,11 @@ main (int argc, char **argv)
       g_autoptr(GError) usage = g_error_new_literal (MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
                                                      error->message);
       return report_error (usage);
+    }
+  if (version)
+    {
+      g_print ("mamctl %s\n", MAMD_VERSION);
+      return MAMCTL_EXIT_OK;
     }
   if (argc < 2)
     {
