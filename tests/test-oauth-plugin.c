@@ -333,6 +333,24 @@ test_config_invalid (void)
     assert_contains (error->message, "ClientId");
   }
 
+  /* owned by another user than mamd's: the hint is the owner, not the mode */
+  if (geteuid () == 0)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *other = write_secret (dir, "other-owner", SECRET, 0600);
+      g_autofree char *group = g_strdup_printf ("ClientSecretFile=%s\n", other);
+      g_autoptr(GObject) config = NULL;
+
+      g_assert_cmpint (chown (other, 12345, 12345), ==, 0);
+      config = load_config (group, &error);
+      g_assert_null (config);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+      assert_contains (error->message, "is owned by uid 12345");
+      assert_contains (error->message, "chown mamd");
+      g_assert_null (strstr (error->message, "chmod"));
+      g_unlink (other);
+    }
+
   /* a private secret file is accepted, read-only too */
   {
     g_autoptr(GError) error = NULL;

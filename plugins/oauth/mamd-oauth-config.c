@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -337,8 +338,23 @@ parse_ca_file (MamdOauthConfig *self, GKeyFile *keyfile, const char *group, GErr
   return TRUE;
 }
 
+/* Who may own the secret file: the user reading it (mamd, or mamctl check
+ * run as that user), root (mamd run as root), or the service user, so that
+ * `mamctl check` run by root accepts the file the service reads. */
+static gboolean
+secret_owner_ok (uid_t owner)
+{
+  struct passwd pw, *found = NULL;
+  char buf[1024];
+
+  if (owner == geteuid () || owner == 0)
+    return TRUE;
+  return getpwnam_r (MAMD_SERVICE_USER, &pw, buf, sizeof buf, &found) == 0 && found != NULL &&
+         found->pw_uid == owner;
+}
+
 /* The secret file must be private to mamd (no group or other bits) and
- * owned by mamd's user or root, as ssh does for private keys. */
+ * owned by mamd's user (or root), as ssh does for private keys. */
 static gboolean
 read_secret_file (MamdOauthConfig *self, const char *group, GError **error)
 {
@@ -365,6 +381,15 @@ read_secret_file (MamdOauthConfig *self, const char *group, GError **error)
                    "itself", group, path);
       return FALSE;
     }
+  if (fd < 0 && errno == EACCES)
+    {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
+                   "[%s] ClientSecretFile: uid %u cannot read %s: make it owned by the user "
+                   "mamd runs as, mode 0600 (install -o " MAMD_SERVICE_USER " -g "
+                   MAMD_SERVICE_USER " -m 0600)",
+                   group, (guint) geteuid (), path);
+      return FALSE;
+    }
   if (fd < 0)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
@@ -379,14 +404,22 @@ read_secret_file (MamdOauthConfig *self, const char *group, GError **error)
                    "[%s] ClientSecretFile: %s is not a regular file", group, path);
       return FALSE;
     }
-  if ((st.st_mode & 077) != 0 || (st.st_uid != geteuid () && st.st_uid != 0))
+  if ((st.st_mode & 077) != 0)
     {
       close (fd);
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
-                   "[%s] ClientSecretFile: %s has mode %04o owned by uid %u; it must be "
-                   "owned by mamd's user or root and not readable by others: "
-                   "chmod 0600 %s", group, path, (guint) (st.st_mode & 07777),
-                   (guint) st.st_uid, path);
+                   "[%s] ClientSecretFile: %s has mode %04o; it must not be readable by "
+                   "group or others: chmod 0600 %s", group, path,
+                   (guint) (st.st_mode & 07777), path);
+      return FALSE;
+    }
+  if (!secret_owner_ok (st.st_uid))
+    {
+      close (fd);
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
+                   "[%s] ClientSecretFile: %s is owned by uid %u; it must be owned by the "
+                   "user mamd runs as (" MAMD_SERVICE_USER "): chown " MAMD_SERVICE_USER
+                   " %s", group, path, (guint) st.st_uid, path);
       return FALSE;
     }
   n = read (fd, buf, sizeof buf);
