@@ -60,32 +60,6 @@ G_DEFINE_TYPE (MamdOauthPermission, mamd_oauth_permission, G_TYPE_OBJECT)
 enum { SIGNAL_CHANGED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
-/* Whether @text at @p starts with the form-encoded secret @encoded: the
- * hex digits of %XX in any case, everything else exactly. */
-static gboolean
-starts_with_encoded (const char *p, const char *encoded, gsize encoded_len)
-{
-  gsize hex_left = 0;
-
-  for (gsize i = 0; i < encoded_len; i++)
-    {
-      if (p[i] == '\0')
-        return FALSE;
-      if (hex_left > 0)
-        {
-          if (g_ascii_tolower (p[i]) != g_ascii_tolower (encoded[i]))
-            return FALSE;
-          hex_left--;
-          continue;
-        }
-      if (p[i] != encoded[i])
-        return FALSE;
-      if (encoded[i] == '%')
-        hex_left = 2;
-    }
-  return TRUE;
-}
-
 static gboolean
 mentions_client_secret (const char *text)
 {
@@ -119,13 +93,15 @@ scrub (const char *secret, const char *text)
   p = valid;
   while (*p != '\0' && *p != '\r' && *p != '\n')
     {
-      if (secret_len > 0 && strncmp (p, secret, secret_len) == 0)
+      /* in any case: a secret echoed with its case changed, or its %XX
+       * spelled with other hex digits, is still as good as the secret */
+      if (secret_len > 0 && g_ascii_strncasecmp (p, secret, secret_len) == 0)
         {
           g_string_append (out, "[secret]");
           p += secret_len;
           continue;
         }
-      if (encoded_len > 0 && starts_with_encoded (p, encoded, encoded_len))
+      if (encoded_len > 0 && g_ascii_strncasecmp (p, encoded, encoded_len) == 0)
         {
           g_string_append (out, "[secret]");
           p += encoded_len;

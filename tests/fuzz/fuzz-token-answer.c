@@ -2,8 +2,8 @@
  * The token endpoint's answer to the MAM service permission check. The
  * first byte picks the HTTP status (200, 400, 401, 500); the rest is the
  * body. Whatever comes back, the detail is one line and never holds the
- * client secret, raw or form-encoded (in either case of hex), even when the
- * provider echoes it; only a token is GRANTED.
+ * client secret, raw or form-encoded, in any case, even when the provider
+ * echoes it; only a token is GRANTED.
  */
 #include "config.h"
 
