@@ -393,6 +393,10 @@ main (int argc, char **argv)
                                 "and serves org.mamd.Mamd1 on D-Bus.\n\n"
                                 "Signals: SIGHUP reloads configuration and licence; SIGTERM "
                                 "and SIGINT shut down cleanly.\n"
+                                "mamd also reloads by itself 0.5 s after the last change to a "
+                                "file in the configuration directory or its servers.d/, or to "
+                                "the licence file: replace files atomically (write a new file, "
+                                "then rename it over the old one).\n"
                                 "Exit status: 0 after a clean shutdown, 1 when mamd cannot "
                                 "start or must stop.");
   g_option_context_add_main_entries (context, entries, NULL);

@@ -12,7 +12,7 @@
 
 /* The one description of every key: the validator walks it to know which
  * keys exist and what type they have, defaults are parsed from it, and
- * `mamctl check --keys` and the README print it. NULL default: unset. */
+ * `mamctl config-keys` and the README print it. NULL default: unset. */
 static const MamdConfigKey config_keys[] = {
   { DAEMON_FILE, "Daemon", "LicenseFile", "string", "license.json",
     "Signed licence file; a relative path is resolved against the configuration directory" },

@@ -65,7 +65,7 @@ const MamdServerConfig *mamd_config_lookup_server (const MamdConfig *config, con
 /* Equal in every setting, plugin groups included (for reload). */
 gboolean mamd_server_config_equal (const MamdServerConfig *a, const MamdServerConfig *b);
 
-/* The documented key table, for `mamctl check --keys` and the README. */
+/* The documented key table, for `mamctl config-keys` and the README. */
 typedef struct {
   const char *file;        /* "mamd.conf" or "servers.d/<id>.conf" */
   const char *group;

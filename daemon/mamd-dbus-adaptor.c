@@ -518,8 +518,11 @@ static const GDBusInterfaceVTable session_vtable = { on_session_method_call, NUL
 
 /* ---- the session subtree: one registration for every session ---- */
 
-/* Introspection lists no session: it reaches no role check, and a session
- * id is for its owner and admins only (ListSessions filters by caller).
+/* Introspection lists no session: it reaches no role check, and method
+ * calls (ListSessions, the session properties) show a session only to its
+ * owner and admins. This is not secrecy: the Manager signals and the
+ * sessions' PropertiesChanged are broadcast, so every local user on the bus
+ * sees session paths, device ids and object ids as they change.
  * Calls still reach every session: the subtree dispatches to nodes it does
  * not enumerate. */
 static char **

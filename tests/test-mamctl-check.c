@@ -1,7 +1,7 @@
 /*
  * `mamctl check` against configuration directories, with and without
  * plugins (the good test plugin, office365, broken modules), and
- * `mamctl check --keys`: no daemon needed. The fixture is in
+ * `mamctl config-keys`: no daemon needed. The fixture is in
  * mamd-test-mamctl.c.
  */
 #include "config.h"
