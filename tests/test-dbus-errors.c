@@ -470,11 +470,41 @@ on_slow_sign_in (GObject *source, GAsyncResult *result, gpointer user_data)
   pending->done++;
 }
 
+static GDBusConnection *
+new_bus_connection (MamdTestDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
+    mamd_test_daemon_get_bus_address (d),
+    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+    NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  return connection;
+}
+
+/* A sign-in the test plugin holds for ten minutes. */
+static void
+start_slow_sign_in (GDBusConnection *connection, PendingCalls *pending)
+{
+  g_autofree char *oid = mamd_test_random_guid ();
+  GVariant *credential = g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
+                                               "'delay-ms': <uint32 600000>}",
+                                               oid, MAMD_TEST_TENANT_ID);
+
+  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                          "SignIn",
+                          g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
+                                         mamd_test_device ("ios", "slow")),
+                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
+                          on_slow_sign_in, pending);
+}
+
 static void
 test_busy_and_cancel (void)
 {
   g_autoptr(MamdTestDaemon) d = started_daemon ("[Limits]\nMaxCallsInFlightPerSender=2\n", NULL);
-  g_autoptr(GDBusConnection) other = NULL;
+  g_autoptr(GDBusConnection) other = new_bus_connection (d);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariant) list = NULL;
@@ -482,24 +512,8 @@ test_busy_and_cancel (void)
   PendingCalls pending = { 0 };
   LogWait wait = { d, "left the bus: cancelling 2 call(s) in flight" };
 
-  other = g_dbus_connection_new_for_address_sync (
-    mamd_test_daemon_get_bus_address (d),
-    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-    NULL, NULL, &error);
-  g_assert_no_error (error);
-
-  /* two sign-ins the test plugin holds for ten minutes */
-  for (guint i = 0; i < 2; i++) {
-    g_autofree char *oid = mamd_test_random_guid ();
-    GVariant *credential = g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
-                                                 "'delay-ms': <uint32 600000>}",
-                                                 oid, MAMD_TEST_TENANT_ID);
-    g_dbus_connection_call (other, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
-                            g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
-                                           mamd_test_device ("ios", "slow")),
-                            G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
-                            on_slow_sign_in, &pending);
-  }
+  start_slow_sign_in (other, &pending);
+  start_slow_sign_in (other, &pending);
   /* the third call of that sender is over the cap */
   reply = g_dbus_connection_call_sync (other, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
                                        "GetStatus", NULL, G_VARIANT_TYPE ("(a{sv})"),
@@ -521,19 +535,6 @@ test_busy_and_cancel (void)
     g_autoptr(GVariant) sessions = g_variant_get_child_value (list, 0);
     g_assert_cmpuint (g_variant_n_children (sessions), ==, 0);
   }
-}
-
-static GDBusConnection *
-new_bus_connection (MamdTestDaemon *d)
-{
-  g_autoptr(GError) error = NULL;
-  GDBusConnection *connection = g_dbus_connection_new_for_address_sync (
-    mamd_test_daemon_get_bus_address (d),
-    G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-    NULL, NULL, &error);
-
-  g_assert_no_error (error);
-  return connection;
 }
 
 static void
@@ -560,18 +561,10 @@ test_busy_per_uid (void)
   g_autoptr(GDBusConnection) second = new_bus_connection (d);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) ok = NULL;
-  g_autofree char *oid = mamd_test_random_guid ();
   PendingCalls pending = { 0 };
   LogWait wait = { d, "left the bus: cancelling 1 call(s) in flight" };
-  GVariant *credential = g_variant_new_parsed ("{'object-id': <%s>, 'tenant-id': <%s>, "
-                                               "'delay-ms': <uint32 600000>}",
-                                               oid, MAMD_TEST_TENANT_ID);
 
-  g_dbus_connection_call (first, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
-                          g_variant_new ("(ss@a{sv}@a{sv})", SERVER, "test", credential,
-                                         mamd_test_device ("ios", "slow")),
-                          G_VARIANT_TYPE ("(oa{sv})"), G_DBUS_CALL_FLAGS_NONE, 700000, NULL,
-                          on_slow_sign_in, &pending);
+  start_slow_sign_in (first, &pending);
   /* refused after the sign-in passed the gate (one sender's calls run in
    * order), on its connection and on another one of the same uid */
   assert_busy_per_uid (first);
