@@ -129,8 +129,8 @@ check_policy (MamdEngine *self, MamdEngineServer *srv, const char *method,
 
 /* ---- sign-in ---- */
 
-/* authentications of one sign-in when reloads keep replacing its method's
- * configuration */
+/* authentications of one sign-in when reloads keep changing its server's
+ * file */
 #define SIGN_IN_MAX_ATTEMPTS 3
 
 typedef struct {
