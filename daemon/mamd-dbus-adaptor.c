@@ -426,7 +426,6 @@ on_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
   sender_unref (sender);
 }
 
-
 static void
 return_denied (GDBusMethodInvocation *invocation, const char *interface, const char *member)
 {
