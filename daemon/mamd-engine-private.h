@@ -40,7 +40,7 @@ struct _MamdEngine {
   GHashTable *sessions;           /* id -> MamdSessionRecord */
   GHashTable *uid_counts;         /* uid -> live non-revoked sessions */
   GHashTable *users;              /* "server\x1fmethod\x1fobject-id" set */
-  GHashTable *removed;            /* "server\x1fdevice" -> MamdRemovedServerRecord */
+  GHashTable *removed;            /* "server\x1fdevice\x1fuid" -> MamdRemovedServerRecord */
   GHashTable *wipes;              /* id -> MamdWipeRecord */
 
   guint64 next_seq;               /* the next event's seq */
@@ -111,7 +111,9 @@ void mamd_engine_session_remove (MamdEngine *self, const char *session_id);
 void mamd_engine_session_insert (MamdEngine *self, MamdSessionRecord *rec);
 
 char *mamd_engine_user_key (const char *server_id, const char *method, const char *object_id);
-char *mamd_engine_removed_key (const char *server_id, const char *device_id);
+/* A removal belongs to the uid whose session failed (-1: unknown, from an
+ * old store; it applies to every uid). */
+char *mamd_engine_removed_key (const char *server_id, const char *device_id, gint64 owner_uid);
 
 MamdEngineServer *mamd_engine_lookup_server (MamdEngine *self, const char *server_id);
 /* Computes the gate of @srv now (fresh: licence time, plugin check). */

@@ -97,12 +97,23 @@ find_server (MamdEngine *self, const char *server_id, GError **error)
   return srv;
 }
 
+/* The caller's own removal of (server, device), or one whose owner is
+ * unknown. */
+static MamdRemovedServerRecord *
+lookup_removed (MamdEngine *self, const char *server_id, const char *device_id, guint32 uid)
+{
+  g_autofree char *own = mamd_engine_removed_key (server_id, device_id, uid);
+  g_autofree char *unknown = mamd_engine_removed_key (server_id, device_id, -1);
+  MamdRemovedServerRecord *removed = g_hash_table_lookup (self->removed, own);
+
+  return removed != NULL ? removed : g_hash_table_lookup (self->removed, unknown);
+}
+
 static gboolean
 check_not_removed (MamdEngine *self, const char *server_id, const char *device_id,
-                   GError **error)
+                   guint32 uid, GError **error)
 {
-  g_autofree char *key = mamd_engine_removed_key (server_id, device_id);
-  MamdRemovedServerRecord *removed = g_hash_table_lookup (self->removed, key);
+  MamdRemovedServerRecord *removed = lookup_removed (self, server_id, device_id, uid);
 
   if (removed == NULL)
     return TRUE;
@@ -238,7 +249,7 @@ mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const cha
   srv = find_server (self, server_id, &error);
   if (srv == NULL ||
       !sign_in_check_args (method, credential, platform, device_id, &error) ||
-      !check_not_removed (self, srv->config->id, device_id, &error) ||
+      !check_not_removed (self, srv->config->id, device_id, caller->uid, &error) ||
       !check_policy (self, srv, method, platform, &mam_required, &error) ||
       !sign_in_find_plugin (self, srv, method, &sd->plugin, &sd->plugin_config, &error)) {
     log_refusal ("sign-in", sd->decision_id, srv != NULL ? srv->config->id : NULL, error);
@@ -300,7 +311,7 @@ sign_in_recheck (MamdEngine *self, SignInData *sd, const MamdIdentity *identity,
   MamdEngineServer *srv = find_server (self, sd->server_id, error);
 
   if (srv == NULL ||
-      !check_not_removed (self, sd->server_id, sd->device_id, error) ||
+      !check_not_removed (self, sd->server_id, sd->device_id, sd->caller.uid, error) ||
       !check_policy (self, srv, sd->method, sd->platform, mam_required, error))
     return FALSE;
   if (*mam_required && g_strcmp0 (identity->tenant_id, srv->config->tenant_id) != 0) {
@@ -504,9 +515,10 @@ change_session (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *rec,
 }
 
 /* A technical failure: the server leaves the device. Every live session of
- * (server, device) is revoked, the removal recorded and a wipe requested;
- * other servers and other devices are untouched. Returns the seq of
- * @failed's revocation. */
+ * (server, device) that the failed session's owner holds is revoked, the
+ * removal recorded for that owner and a wipe requested; other servers,
+ * other devices and other uids (device ids are the callers' word) are
+ * untouched. Returns the seq of @failed's revocation. */
 static guint64
 enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed,
                    const char *reason, gint status_code)
@@ -533,7 +545,7 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
     MamdSessionRecord *rec = value;
 
     if (rec != failed && rec->server_id == failed->server_id &&
-        rec->state != MAMD_SESSION_STATE_REVOKED &&
+        rec->owner_uid == failed->owner_uid && rec->state != MAMD_SESSION_STATE_REVOKED &&
         g_strcmp0 (rec->device_id, failed->device_id) == 0)
       g_ptr_array_add (affected, rec);
   }
@@ -563,7 +575,8 @@ enrollment_failed (MamdEngine *self, MamdEngineOp *op, MamdSessionRecord *failed
                         g_variant_dict_end (&dict));
   mamd_store_txn_put_removed_server (op->txn, removed);
   g_hash_table_replace (self->removed,
-                        mamd_engine_removed_key (removed->server_id, removed->device_id),
+                        mamd_engine_removed_key (removed->server_id, removed->device_id,
+                                                 removed->owner_uid),
                         mamd_removed_server_record_copy (removed));
 
   wipe->id = mamd_random_id ();
@@ -684,8 +697,29 @@ mamd_engine_sign_out_finish (MamdEngine *self, GAsyncResult *result, GError **er
 
 /* ---- re-adding a removed server ---- */
 
-/* An administrator, or the uid whose session's enrollment failed: the host
- * integrator that serves that device. */
+/* The removals of (server, device) @caller may undo: its own, and one whose
+ * owner is unknown (an old store) only for an administrator; every uid's
+ * for an administrator. */
+static GPtrArray *
+removals_to_undo (MamdEngine *self, const MamdCaller *caller, const char *server_id,
+                  const char *device_id)
+{
+  GPtrArray *found = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->removed);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    MamdRemovedServerRecord *removed = value;
+
+    if (g_strcmp0 (removed->server_id, server_id) == 0 &&
+        g_strcmp0 (removed->device_id, device_id) == 0 &&
+        (caller->is_admin || removed->owner_uid == (gint64) caller->uid))
+      g_ptr_array_add (found, removed);
+  }
+  return found;
+}
+
 void
 mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                                 const char *server_id, const char *device_id,
@@ -693,43 +727,43 @@ mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                                 gpointer user_data)
 {
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  g_autofree char *key = NULL;
-  MamdRemovedServerRecord *removed = NULL;
+  g_autoptr(GPtrArray) undo = NULL;
+  gboolean valid;
   MamdEngineOp *op;
-  GVariantDict dict;
-  guint64 seq;
+  guint64 seq = 0;
 
   g_task_set_source_tag (task, mamd_engine_readd_server_async);
-  if (server_id != NULL && device_id != NULL && g_utf8_validate (server_id, -1, NULL) &&
-      g_utf8_validate (device_id, -1, NULL)) {
-    key = mamd_engine_removed_key (server_id, device_id);
-    removed = g_hash_table_lookup (self->removed, key);
-  }
-  if (removed == NULL) {
+  valid = server_id != NULL && device_id != NULL && g_utf8_validate (server_id, -1, NULL) &&
+          g_utf8_validate (device_id, -1, NULL);
+  undo = valid ? removals_to_undo (self, caller, server_id, device_id) : g_ptr_array_new ();
+  if (undo->len == 0) {
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_NOT_FOUND,
-                             "server '%s' was not removed from device '%s': there is "
+                             "server '%s' was not removed from device '%s'%s: there is "
                              "nothing to re-add; check both ids against the ServerRemoved "
                              "error of the refused sign-in",
-                             key != NULL ? server_id : "", key != NULL ? device_id : "");
-    return;
-  }
-  if (!caller->is_admin && (gint64) caller->uid != removed->owner_uid) {
-    g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED,
-                             "server '%s' was removed from device '%s' for another uid's "
-                             "session: only that uid or an administrator may re-add it",
-                             removed->server_id, removed->device_id);
+                             valid ? server_id : "", valid ? device_id : "",
+                             caller->is_admin ? "" : " for this uid's sessions");
     return;
   }
   op = mamd_engine_op_new (self, task);
-  g_variant_dict_init (&dict, NULL);
-  g_variant_dict_insert (&dict, "device-id", "s", removed->device_id);
-  g_variant_dict_insert (&dict, "object-id", "s", removed->object_id);
-  g_variant_dict_insert (&dict, "reason", "s", "server re-added to the device");
-  g_variant_dict_insert (&dict, "uid", "u", caller->uid);
-  seq = mamd_engine_op_event (op, "server-readded", removed->server_id, NULL,
-                              g_variant_dict_end (&dict));
-  mamd_store_txn_delete_removed_server (op->txn, removed->server_id, removed->device_id);
-  g_hash_table_remove (self->removed, key);
+  for (guint i = 0; i < undo->len; i++) {
+    MamdRemovedServerRecord *removed = g_ptr_array_index (undo, i);
+    g_autofree char *key = mamd_engine_removed_key (removed->server_id, removed->device_id,
+                                                    removed->owner_uid);
+    GVariantDict dict;
+
+    g_variant_dict_init (&dict, NULL);
+    g_variant_dict_insert (&dict, "device-id", "s", removed->device_id);
+    g_variant_dict_insert (&dict, "object-id", "s", removed->object_id);
+    g_variant_dict_insert (&dict, "owner-uid", "x", removed->owner_uid);
+    g_variant_dict_insert (&dict, "reason", "s", "server re-added to the device");
+    g_variant_dict_insert (&dict, "uid", "u", caller->uid);
+    seq = mamd_engine_op_event (op, "server-readded", removed->server_id, NULL,
+                                g_variant_dict_end (&dict));
+    mamd_store_txn_delete_removed_server (op->txn, removed->server_id, removed->device_id,
+                                          removed->owner_uid);
+    g_hash_table_remove (self->removed, key);
+  }
   op->result = result_new (op, NULL, seq);
   mamd_engine_op_commit (op);
 }

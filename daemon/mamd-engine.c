@@ -97,9 +97,9 @@ mamd_engine_user_key (const char *server_id, const char *method, const char *obj
 }
 
 char *
-mamd_engine_removed_key (const char *server_id, const char *device_id)
+mamd_engine_removed_key (const char *server_id, const char *device_id, gint64 owner_uid)
 {
-  return g_strconcat (server_id, "\x1f", device_id, NULL);
+  return g_strdup_printf ("%s\x1f%s\x1f%" G_GINT64_FORMAT, server_id, device_id, owner_uid);
 }
 
 /* ---- sessions and per-uid counts ---- */
@@ -546,7 +546,9 @@ load_snapshot (MamdEngine *self, MamdStoreSnapshot *snapshot)
 
     copy->server_id = g_intern_string (copy->server_id);
     g_hash_table_replace (self->removed,
-                          mamd_engine_removed_key (copy->server_id, copy->device_id), copy);
+                          mamd_engine_removed_key (copy->server_id, copy->device_id,
+                                                   copy->owner_uid),
+                          copy);
   }
   for (guint i = 0; i < snapshot->wipes->len; i++) {
     MamdWipeRecord *copy = mamd_wipe_record_copy (g_ptr_array_index (snapshot->wipes, i));

@@ -28,7 +28,7 @@ static const char *const writer_sql[N_STMTS] = {
     "INSERT OR REPLACE INTO removed_servers (server_id, device_id, object_id, reason, removed,"
     " owner_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
   [STMT_DELETE_REMOVED_SERVER] =
-    "DELETE FROM removed_servers WHERE server_id = ?1 AND device_id = ?2",
+    "DELETE FROM removed_servers WHERE server_id = ?1 AND device_id = ?2 AND owner_uid = ?3",
   [STMT_PUT_WIPE] =
     "INSERT OR REPLACE INTO wipes (id, server_id, device_id, object_id, session_id,"
     " reason, created, expires, seq, owner_uid)"
@@ -183,6 +183,7 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
   case MAMD_STORE_OP_PUT_REMOVED_SERVER:
     return apply_removed_server (self, op->record);
   case MAMD_STORE_OP_DELETE_REMOVED_SERVER:
+    sqlite3_bind_int64 (self->stmts[STMT_DELETE_REMOVED_SERVER], 3, op->owner_uid);
     return apply_keys (self->stmts[STMT_DELETE_REMOVED_SERVER], op->key1, op->key2);
   case MAMD_STORE_OP_PUT_WIPE:
     return apply_wipe (self, op->record);

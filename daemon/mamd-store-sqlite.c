@@ -73,10 +73,12 @@ static const char upgrade_from_1_sql[] =
   "DROP TABLE wipes_v1; DROP TABLE events_v1; DROP TABLE meta_v1;";
 
 /* Version 2 -> 3: a removal and a wipe belong to the uid whose session's
- * enrollment failed. Rows from before take it from that session, found
- * through the wipe or the "server-removed" event that name it; -1 where
- * neither is left (administrators only). Never from another session on the
- * device: another uid may have claimed the same device id. */
+ * enrollment failed, and a removal is that uid's only (keyed by it too).
+ * Rows from before take the uid from that session, found through the wipe
+ * or the "server-removed" event that name it; -1 where neither is left
+ * (administrators only; such a removal still refuses every uid). Never from
+ * another session on the device: another uid may have claimed the same
+ * device id. */
 static const char upgrade_to_3_sql[] =
   "ALTER TABLE removed_servers ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
   "ALTER TABLE wipes ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT -1;"
@@ -89,7 +91,17 @@ static const char upgrade_to_3_sql[] =
   " (SELECT s.owner_uid FROM events e JOIN sessions s ON s.id = e.session_id"
   "  WHERE e.type = 'server-removed' AND e.server_id = removed_servers.server_id"
   "  AND s.device_id = removed_servers.device_id ORDER BY e.seq DESC LIMIT 1),"
-  " -1);";
+  " -1);"
+  /* the key's columns first: SQLite 3.40's quick_check misreads NOT NULL
+   * columns of a WITHOUT ROWID table whose key columns are not leading */
+  "CREATE TABLE removed_servers_v3 ("
+  " server_id TEXT NOT NULL, device_id TEXT NOT NULL, owner_uid INTEGER NOT NULL,"
+  " object_id TEXT, reason TEXT, removed INTEGER NOT NULL,"
+  " PRIMARY KEY (server_id, device_id, owner_uid)) WITHOUT ROWID;"
+  "INSERT INTO removed_servers_v3 (server_id, device_id, owner_uid, object_id, reason, removed)"
+  " SELECT server_id, device_id, owner_uid, object_id, reason, removed FROM removed_servers;"
+  "DROP TABLE removed_servers;"
+  "ALTER TABLE removed_servers_v3 RENAME TO removed_servers;";
 
 G_DEFINE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD_TYPE_STORE)
 

@@ -132,7 +132,7 @@ mamd_store_txn_put_removed_server (MamdStoreTxn *txn, const MamdRemovedServerRec
 
 void
 mamd_store_txn_delete_removed_server (MamdStoreTxn *txn, const char *server_id,
-                                      const char *device_id)
+                                      const char *device_id, gint64 owner_uid)
 {
   MamdStoreOp *op;
 
@@ -141,6 +141,7 @@ mamd_store_txn_delete_removed_server (MamdStoreTxn *txn, const char *server_id,
   op = txn_add (txn, MAMD_STORE_OP_DELETE_REMOVED_SERVER);
   op->key1 = g_strdup (server_id);
   op->key2 = g_strdup (device_id);
+  op->owner_uid = owner_uid;
 }
 
 void

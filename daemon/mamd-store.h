@@ -36,6 +36,7 @@ typedef struct {
   char *key1;          /* DELETE_SESSION: session id; DELETE_REMOVED_SERVER: server id;
                           DELETE_WIPE: wipe id */
   char *key2;          /* DELETE_REMOVED_SERVER: device id */
+  gint64 owner_uid;    /* DELETE_REMOVED_SERVER: the removal's owner uid */
   gint64 before;       /* PRUNE_EVENTS: drop events older than this (unix µs) */
 } MamdStoreOp;
 
@@ -51,7 +52,7 @@ void mamd_store_txn_delete_session (MamdStoreTxn *txn, const char *session_id);
 void mamd_store_txn_put_user (MamdStoreTxn *txn, const MamdUserRecord *rec);
 void mamd_store_txn_put_removed_server (MamdStoreTxn *txn, const MamdRemovedServerRecord *rec);
 void mamd_store_txn_delete_removed_server (MamdStoreTxn *txn, const char *server_id,
-                                           const char *device_id);
+                                           const char *device_id, gint64 owner_uid);
 void mamd_store_txn_put_wipe (MamdStoreTxn *txn, const MamdWipeRecord *rec);
 void mamd_store_txn_delete_wipe (MamdStoreTxn *txn, const char *wipe_id);
 void mamd_store_txn_append_event (MamdStoreTxn *txn, const MamdEventRecord *rec);

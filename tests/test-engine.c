@@ -494,6 +494,8 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_autoptr(MamdEngineResult) b2 = NULL;
   g_autoptr(MamdEngineResult) again = NULL;
   g_autoptr(MamdEngineResult) squatter = NULL;
+  g_autoptr(MamdEngineResult) other = NULL;
+  g_autoptr(MamdEngineResult) other_again = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) wipes = NULL;
   g_autofree char *wipe_id = NULL;
@@ -506,6 +508,8 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   a2 = sign_in_ok (fx, &user1, "alpha", BOB, "ios", "dev-d");
   b1 = sign_in_ok (fx, &user1, "beta", ALICE, "ios", "dev-d");
   e1 = sign_in_ok (fx, &user2, "alpha", CAROL, "ios", "dev-e");
+  /* another uid claiming the same device id on the same server */
+  other = sign_in_ok (fx, &user2, "alpha", CAROL, "ios", "dev-d");
   result = report (fx, &user1, b1->session->id, MAMD_ENROLLMENT_SUCCESS, 100, &error);
   g_assert_no_error (error);
   g_clear_pointer (&result, mamd_engine_result_free);
@@ -528,6 +532,8 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_cmpint (state_of (fx, a2->session->id), ==, MAMD_SESSION_STATE_REVOKED);
   g_assert_cmpint (state_of (fx, b1->session->id), ==, MAMD_SESSION_STATE_ENROLLED);
   g_assert_cmpint (state_of (fx, e1->session->id), ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  /* the failure is uid 1001's: uid 1002's session on that device id stays */
+  g_assert_cmpint (state_of (fx, other->session->id), ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
   g_assert_cmpuint (count_signals (fx, "session-revoked"), ==, 2);
   g_assert_cmpuint (count_signals (fx, "wipe-requested"), ==, 1);
   g_assert_cmpuint (count_events (fx, "session-revoked"), ==, 2);
@@ -590,9 +596,11 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_FOUND);
   g_clear_error (&error);
   result = readd (fx, &user2, "alpha", "dev-d", &error);
-  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED);
-  g_assert_nonnull (strstr (error->message, "another uid's session"));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "for this uid's sessions"));
   g_clear_error (&error);
+  /* and the removal refuses uid 1001 only */
+  other_again = sign_in_ok (fx, &user2, "alpha", CAROL, "ios", "dev-d");
   result = readd (fx, &user1, "alpha", "dev-d", &error);
   g_assert_no_error (error);
   g_clear_pointer (&result, mamd_engine_result_free);
@@ -600,6 +608,21 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_cmpint (again->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
   g_assert_cmpuint (count_events (fx, "server-readded"), ==, 1);
   g_assert_cmpuint (count_events (fx, "wipe-acknowledged"), ==, 1);
+
+  /* both uids fail on that device: an administrator re-adds it for both */
+  result = report (fx, &user1, again->session->id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  result = report (fx, &user2, other_again->session->id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED, NULL);
+  result = readd (fx, &admin, "alpha", "dev-d", &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_events (fx, "server-readded"), ==, 3);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  g_clear_pointer (&again, mamd_engine_result_free);
+  again = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-d");
 }
 
 /* A failure reported on an enrolled session revokes it too. */

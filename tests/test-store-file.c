@@ -199,7 +199,10 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
   g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_exec (db,
     "ALTER TABLE wipes DROP COLUMN owner_uid;"
-    "ALTER TABLE removed_servers DROP COLUMN owner_uid;"
+    "DROP TABLE removed_servers;"
+    "CREATE TABLE removed_servers ("
+    " server_id TEXT NOT NULL, device_id TEXT NOT NULL, object_id TEXT, reason TEXT,"
+    " removed INTEGER NOT NULL, PRIMARY KEY (server_id, device_id)) WITHOUT ROWID;"
     "INSERT INTO sessions VALUES ('f123456789abcdef0123456789abcdef', 'chat', 'office365',"
     " 'oid-2', '7f2c1e52-0d8b-4f3c-b5a1-2a6b9c0d1e2f', 'bob', 'device-2', 'ios', 'oid',"
     " 'issuer', 'failed', 1001, 'revoked', 1, 100, 300, 8);"

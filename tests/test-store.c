@@ -26,7 +26,7 @@ test_txn (void)
 
   g_assert_true (mamd_store_txn_is_empty (txn));
   mamd_store_txn_put_session (txn, rec);
-  mamd_store_txn_delete_removed_server (txn, "chat", "device-1");
+  mamd_store_txn_delete_removed_server (txn, "chat", "device-1", 1001);
   mamd_store_txn_prune_events (txn, 42);
   g_assert_false (mamd_store_txn_is_empty (txn));
   g_assert_cmpuint (mamd_store_txn_get_n_ops (txn), ==, 3);
@@ -43,6 +43,7 @@ test_txn (void)
   g_assert_cmpint (op->kind, ==, MAMD_STORE_OP_DELETE_REMOVED_SERVER);
   g_assert_cmpstr (op->key1, ==, "chat");
   g_assert_cmpstr (op->key2, ==, "device-1");
+  g_assert_cmpint (op->owner_uid, ==, 1001);
   op = mamd_store_txn_get_op (txn, 2);
   g_assert_cmpint (op->kind, ==, MAMD_STORE_OP_PRUNE_EVENTS);
   g_assert_cmpint (op->before, ==, 42);
@@ -67,6 +68,9 @@ commit_everything (Fixture *fx)
                                   (char *) "enrollment failed", 18 };
   MamdRemovedServerRecord rm2 = { g_intern_static_string ("chat"), (char *) "device-2",
                                   NULL, NULL, 19 };
+  /* the same server and device for another uid: a removal of its own */
+  MamdRemovedServerRecord rm3 = { g_intern_static_string ("chat"), (char *) "device-2",
+                                  NULL, NULL, 20, 1001 };
   MamdWipeRecord w1 = { (char *) "000000000000000000000000000000a1",
                         g_intern_static_string ("chat"), (char *) "device-1",
                         (char *) "0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11",
@@ -104,6 +108,7 @@ commit_everything (Fixture *fx)
   mamd_store_txn_put_user (txn, &user);
   mamd_store_txn_put_removed_server (txn, &rm1);
   mamd_store_txn_put_removed_server (txn, &rm2);
+  mamd_store_txn_put_removed_server (txn, &rm3);
   mamd_store_txn_put_wipe (txn, &w1);
   mamd_store_txn_put_wipe (txn, &w2);
   mamd_store_txn_append_event (txn, e1);
@@ -114,7 +119,7 @@ commit_everything (Fixture *fx)
   /* deletes and a replacing put */
   txn = mamd_store_txn_new ();
   mamd_store_txn_delete_session (txn, s3->id);
-  mamd_store_txn_delete_removed_server (txn, "chat", "device-2");
+  mamd_store_txn_delete_removed_server (txn, "chat", "device-2", 0);
   mamd_store_txn_delete_wipe (txn, w2.id);
   s1->state = MAMD_SESSION_STATE_ENROLLED;
   s1->seq = 5;
@@ -188,13 +193,18 @@ check_others (MamdStoreSnapshot *snap)
   g_assert_null (user->user_name);
   g_assert_cmpint (user->created, ==, 17);
 
-  g_assert_cmpuint (snap->removed_servers->len, ==, 1);
+  g_assert_cmpuint (snap->removed_servers->len, ==, 2);
   rm = g_ptr_array_index (snap->removed_servers, 0);
   g_assert_true (rm->server_id == g_intern_string ("chat"));
   g_assert_cmpstr (rm->device_id, ==, "device-1");
   g_assert_cmpstr (rm->object_id, ==, "0b5ed7a2-7c5c-4a53-9a4e-3f1e1d7c2a11");
   g_assert_cmpstr (rm->reason, ==, "enrollment failed");
   g_assert_cmpint (rm->removed, ==, 18);
+  g_assert_cmpint (rm->owner_uid, ==, 0);
+  /* uid 0's removal of device-2 was deleted, uid 1001's stays */
+  rm = g_ptr_array_index (snap->removed_servers, 1);
+  g_assert_cmpstr (rm->device_id, ==, "device-2");
+  g_assert_cmpint (rm->owner_uid, ==, 1001);
 
   g_assert_cmpuint (snap->wipes->len, ==, 1);
   wipe = g_ptr_array_index (snap->wipes, 0);
