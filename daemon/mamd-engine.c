@@ -685,12 +685,6 @@ mamd_engine_list_wipes (MamdEngine *self)
 }
 
 GPtrArray *
-mamd_engine_list_removed_servers (MamdEngine *self)
-{
-  return table_values (self->removed);
-}
-
-GPtrArray *
 mamd_engine_list_servers (MamdEngine *self)
 {
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) mamd_server_status_free);

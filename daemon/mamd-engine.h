@@ -160,7 +160,6 @@ GPtrArray *mamd_engine_list_wipes (MamdEngine *self);                           
 gboolean mamd_engine_caller_may_ack_wipe (MamdEngine *self, const MamdCaller *caller,
                                           const MamdWipeRecord *wipe);
 GPtrArray *mamd_engine_list_servers (MamdEngine *self);                         /* MamdServerStatus, owned */
-GPtrArray *mamd_engine_list_removed_servers (MamdEngine *self);                 /* borrowed records */
 MamdPluginLoader *mamd_engine_get_plugins (MamdEngine *self);
 const MamdConfig *mamd_engine_get_config (MamdEngine *self);
 /* The licence in force, or NULL with @reason why there is none. */

@@ -380,24 +380,6 @@ mamd_plugin_loader_add (MamdPluginLoader *self, MamdPlugin *plugin, GError **err
   return TRUE;
 }
 
-void
-mamd_plugin_loader_disable (MamdPluginLoader *self, const char *method, const char *reason)
-{
-  MamdPluginEntry *entry;
-
-  g_return_if_fail (MAMD_IS_PLUGIN_LOADER (self));
-  g_return_if_fail (method != NULL);
-
-  entry = find_enabled (self, method);
-  if (entry == NULL)
-    return;
-
-  g_message ("disabling plugin %s: %s", method, reason != NULL ? reason : "no reason given");
-  g_free (entry->disabled_reason);
-  entry->disabled_reason = g_strdup (reason != NULL ? reason : "disabled");
-  g_clear_object (&entry->plugin);
-}
-
 GPtrArray *
 mamd_plugin_loader_get_entries (MamdPluginLoader *self)
 {

@@ -30,8 +30,6 @@ gboolean mamd_plugin_loader_load_dir (MamdPluginLoader *self, const char *dir, G
 const MamdPluginEntry *mamd_plugin_loader_load_module (MamdPluginLoader *self, const char *path);
 /* Registers an in-process plugin instance (tests, bench). */
 gboolean mamd_plugin_loader_add (MamdPluginLoader *self, MamdPlugin *plugin, GError **error);
-/* Marks a loaded plugin disabled, e.g. when it failed to start. */
-void mamd_plugin_loader_disable (MamdPluginLoader *self, const char *method, const char *reason);
 /* Entries in load order (MamdPluginEntry, owned by the loader). */
 GPtrArray *mamd_plugin_loader_get_entries (MamdPluginLoader *self);
 /* The enabled plugin for @method, or NULL. */

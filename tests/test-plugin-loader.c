@@ -436,37 +436,6 @@ test_add_refused (gconstpointer data)
   g_assert_cmpuint (mamd_plugin_loader_get_entries (loader)->len, ==, 0);
 }
 
-static void
-test_disable (void)
-{
-  g_autoptr(MamdPluginLoader) loader = mamd_plugin_loader_new ();
-  g_autoptr(MamdPlugin) good = new_shape_plugin (&shape_good);
-  g_autoptr(MamdPlugin) twin = new_shape_plugin (&shape_good_twin);
-  g_autoptr(GError) error = NULL;
-  const MamdPluginEntry *entry;
-
-  g_assert_true (mamd_plugin_loader_add (loader, good, &error));
-  mamd_plugin_loader_disable (loader, "inproc", "failed to start: no keys");
-
-  /* Disabled: not usable, but still listed with its reason. */
-  g_assert_null (mamd_plugin_loader_lookup (loader, "inproc"));
-  entry = mamd_plugin_loader_lookup_entry (loader, "inproc");
-  g_assert_nonnull (entry);
-  g_assert_null (entry->plugin);
-  g_assert_cmpstr (entry->method, ==, "inproc");
-  g_assert_cmpstr (entry->disabled_reason, ==, "failed to start: no keys");
-
-  /* The method is free again once its provider is disabled. */
-  g_assert_true (mamd_plugin_loader_add (loader, twin, &error));
-  g_assert_no_error (error);
-  g_assert_true (mamd_plugin_loader_lookup (loader, "inproc") == twin);
-  g_assert_cmpuint (mamd_plugin_loader_get_entries (loader)->len, ==, 2);
-
-  /* Unknown methods are ignored. */
-  mamd_plugin_loader_disable (loader, "nothing", "whatever");
-  g_assert_cmpuint (mamd_plugin_loader_get_entries (loader)->len, ==, 2);
-}
-
 int
 main (int argc, char **argv)
 {
@@ -491,7 +460,6 @@ main (int argc, char **argv)
                                                refused_shapes[i].shape->type_name);
       g_test_add_data_func (name, &refused_shapes[i], test_add_refused);
     }
-  g_test_add_func ("/mamd/plugin-loader/disable", test_disable);
 
   return g_test_run ();
 }
