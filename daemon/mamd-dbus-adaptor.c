@@ -184,11 +184,56 @@ call_free (MamdDbusCall *call)
   g_free (call);
 }
 
+/* Sends the reply, @value (sunk) or @error (already a MAMD_ERROR), and ends
+ * the call. */
+static void
+call_send (MamdDbusCall *call, GVariant *value, const GError *error)
+{
+  if (error != NULL)
+    g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), error);
+  else
+    g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
+  call_free (call);
+}
+
+typedef struct {
+  MamdDbusCall *call;
+  GVariant *value;
+  GError *error;
+} HeldReply;
+
+static void
+on_committed (const GError *store_error, gpointer user_data)
+{
+  HeldReply *held = user_data;
+
+  call_send (held->call, held->value, store_error != NULL ? store_error : held->error);
+  g_clear_pointer (&held->value, g_variant_unref);
+  g_clear_error (&held->error);
+  g_free (held);
+}
+
+/* A read's reply waits for the commits under way (see MamdDbusMethod). */
+static void
+call_reply (MamdDbusCall *call, GVariant *value, const GError *error)
+{
+  HeldReply *held;
+
+  if (!call->method->reads) {
+    call_send (call, value, error);
+    return;
+  }
+  held = g_new0 (HeldReply, 1);
+  held->call = call;
+  held->value = value != NULL ? g_variant_ref_sink (value) : NULL;
+  held->error = error != NULL ? g_error_copy (error) : NULL;
+  mamd_engine_when_committed (call->engine, on_committed, held);
+}
+
 void
 mamd_dbus_call_return_value (MamdDbusCall *call, GVariant *value)
 {
-  g_dbus_method_invocation_return_value (g_steal_pointer (&call->invocation), value);
-  call_free (call);
+  call_reply (call, value, NULL);
 }
 
 void
@@ -222,8 +267,7 @@ mamd_dbus_call_return_error (MamdDbusCall *call, const GError *error)
                          "%s failed: %s; see the mamd log for details",
                          call->method->member, clean);
   }
-  g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), reply);
-  call_free (call);
+  call_reply (call, NULL, reply);
 }
 
 void

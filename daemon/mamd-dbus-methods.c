@@ -674,25 +674,28 @@ handle_session_get_all (MamdDbusCall *call, GVariant *parameters)
 #define READ MAMD_DBUS_ROLE_READ
 #define CLIENT MAMD_DBUS_ROLE_CLIENT
 #define ADMIN MAMD_DBUS_ROLE_ADMIN
+#define READS TRUE
+#define WRITES FALSE
 
 static const MamdDbusMethod methods[] = {
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SignIn", CLIENT, handle_sign_in },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ReportEnrollment", CLIENT, handle_report_enrollment },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "CheckAccess", CLIENT, handle_check_access },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SignOut", CLIENT, handle_sign_out },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ReAddServer", CLIENT, handle_readd_server },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "AcknowledgeWipe", CLIENT, handle_acknowledge_wipe },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "Reload", ADMIN, handle_reload },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SyncDirectory", ADMIN, handle_sync_directory },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListServers", READ, handle_list_servers },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListSessions", READ, handle_list_sessions },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListPlugins", READ, handle_list_plugins },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListWipes", READ, handle_list_wipes },
-  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "GetStatus", READ, handle_get_status },
-  { MANAGER, MAMD_DBUS_PROPERTIES_IFACE, "Get", READ, handle_manager_get },
-  { MANAGER, MAMD_DBUS_PROPERTIES_IFACE, "GetAll", READ, handle_manager_get_all },
-  { SESSION, MAMD_DBUS_PROPERTIES_IFACE, "Get", READ, handle_session_get },
-  { SESSION, MAMD_DBUS_PROPERTIES_IFACE, "GetAll", READ, handle_session_get_all },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SignIn", CLIENT, WRITES, handle_sign_in },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ReportEnrollment", CLIENT, WRITES,
+    handle_report_enrollment },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "CheckAccess", CLIENT, READS, handle_check_access },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SignOut", CLIENT, WRITES, handle_sign_out },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ReAddServer", CLIENT, WRITES, handle_readd_server },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "AcknowledgeWipe", CLIENT, WRITES, handle_acknowledge_wipe },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "Reload", ADMIN, WRITES, handle_reload },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SyncDirectory", ADMIN, WRITES, handle_sync_directory },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListServers", READ, READS, handle_list_servers },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListSessions", READ, READS, handle_list_sessions },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListPlugins", READ, READS, handle_list_plugins },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListWipes", READ, READS, handle_list_wipes },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "GetStatus", READ, READS, handle_get_status },
+  { MANAGER, MAMD_DBUS_PROPERTIES_IFACE, "Get", READ, READS, handle_manager_get },
+  { MANAGER, MAMD_DBUS_PROPERTIES_IFACE, "GetAll", READ, READS, handle_manager_get_all },
+  { SESSION, MAMD_DBUS_PROPERTIES_IFACE, "Get", READ, READS, handle_session_get },
+  { SESSION, MAMD_DBUS_PROPERTIES_IFACE, "GetAll", READ, READS, handle_session_get_all },
 };
 
 const MamdDbusMethod *

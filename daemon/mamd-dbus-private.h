@@ -35,6 +35,10 @@ typedef struct {
   const char *interface;
   const char *member;
   MamdDbusRole role;
+  /* Changes nothing: the reply waits until every commit under way when it
+   * was built is durable, so that it never shows a change a crash could
+   * still undo. A method that changes state replies after its own commit. */
+  gboolean reads;
   MamdDbusHandler handler;
 } MamdDbusMethod;
 

@@ -47,6 +47,9 @@ struct _MamdEngine {
   guint64 last_epoch;             /* the latest MamdEngineServer epoch */
   guint64 committed_seq;          /* the highest seq committed (ops commit in order) */
   guint n_pending;                /* commits in flight */
+  guint64 n_submitted;            /* commits ever submitted */
+  guint64 n_completed;            /* ... and completed, durable or failed */
+  GQueue committed_waiters;       /* CommittedWaiter, in target order */
   gboolean fatal;
   gboolean started;
 

@@ -371,14 +371,63 @@ op_done (MamdEngineOp *op)
   mamd_engine_op_free (op);
 }
 
+typedef struct {
+  guint64 target; /* runs once n_completed reaches this */
+  MamdEngineCommittedFunc func;
+  gpointer user_data;
+} CommittedWaiter;
+
+/* Once the store failed, memory may be ahead of it for good. */
+static void
+run_committed_func (MamdEngine *self, MamdEngineCommittedFunc func, gpointer user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->fatal)
+    error = g_error_new_literal (MAMD_ERROR, MAMD_ERROR_STORE,
+                                 "the state store failed, so the answer could show a change "
+                                 "that was not saved: restart mamd");
+  func (error, user_data);
+}
+
+void
+mamd_engine_when_committed (MamdEngine *self, MamdEngineCommittedFunc func, gpointer user_data)
+{
+  CommittedWaiter *waiter;
+
+  if (self->n_completed == self->n_submitted) {
+    run_committed_func (self, func, user_data);
+    return;
+  }
+  waiter = g_new (CommittedWaiter, 1);
+  waiter->target = self->n_submitted;
+  waiter->func = func;
+  waiter->user_data = user_data;
+  g_queue_push_tail (&self->committed_waiters, waiter);
+}
+
+static void
+run_committed_waiters (MamdEngine *self)
+{
+  CommittedWaiter *waiter;
+
+  while ((waiter = g_queue_peek_head (&self->committed_waiters)) != NULL &&
+         waiter->target <= self->n_completed) {
+    g_queue_pop_head (&self->committed_waiters);
+    run_committed_func (self, waiter->func, waiter->user_data);
+    g_free (waiter);
+  }
+}
+
 static void
 op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   MamdEngineOp *op = user_data;
-  MamdEngine *self = op->engine;
+  g_autoptr(MamdEngine) self = g_object_ref (op->engine); /* the op may hold the last ref */
   g_autoptr(GError) error = NULL;
 
   self->n_pending--;
+  self->n_completed++;
   if (!mamd_store_commit_finish (MAMD_STORE (source), res, &error)) {
     g_autoptr(GError) fatal = g_error_new (MAMD_ERROR, MAMD_ERROR_STORE,
                                            "the state store failed, the change was not "
@@ -393,9 +442,10 @@ op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
     if (op->task != NULL)
       g_task_return_error (op->task, g_steal_pointer (&fatal));
     mamd_engine_op_free (op);
-    return;
+  } else {
+    op_done (op);
   }
-  op_done (op);
+  run_committed_waiters (self);
 }
 
 void
@@ -415,6 +465,7 @@ mamd_engine_op_commit (MamdEngineOp *op)
     return;
   }
   self->n_pending++;
+  self->n_submitted++;
   mamd_store_commit_async (self->store, g_steal_pointer (&op->txn), op_commit_cb, op);
 }
 
@@ -436,6 +487,7 @@ mamd_engine_finalize (GObject *object)
 {
   MamdEngine *self = MAMD_ENGINE (object);
 
+  g_warn_if_fail (g_queue_is_empty (&self->committed_waiters)); /* pending ops hold refs */
   g_clear_pointer (&self->sessions, g_hash_table_unref);
   g_clear_pointer (&self->uid_counts, g_hash_table_unref);
   g_clear_pointer (&self->users, g_hash_table_unref);

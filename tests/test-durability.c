@@ -418,6 +418,108 @@ test_disk_full (void)
   assert_store_integrity (d);
 }
 
+/* ---- reads wait for the commits under way ---- */
+
+typedef struct {
+  GPtrArray *replies; /* "report" / "check", in arrival order */
+  GVariant *check;    /* CheckAccess's reply */
+} Replies;
+
+static void
+on_report_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Replies *r = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res,
+                                                             &error);
+
+  g_assert_no_error (error);
+  g_ptr_array_add (r->replies, "report");
+}
+
+static void
+on_check_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Replies *r = user_data;
+  g_autoptr(GError) error = NULL;
+
+  r->check = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res, &error);
+  g_assert_no_error (error);
+  g_ptr_array_add (r->replies, "check");
+}
+
+static gboolean
+both_replied (gpointer user_data)
+{
+  Replies *r = user_data;
+
+  return r->replies->len == 2;
+}
+
+static gboolean
+never (gpointer user_data)
+{
+  return FALSE;
+}
+
+/* CheckAccess right after a successful enrollment report must not say
+ * "allowed" before the enrollment is durable: a crash in between would
+ * revert it. Another program holds the store's write lock, so the report's
+ * commit waits; the check must wait with it and answer after the report. */
+static void
+test_read_waits_for_commit (void)
+{
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) signed_in = NULL;
+  g_autofree char *oid = mamd_test_random_guid ();
+  g_autofree char *path = NULL;
+  g_autofree char *db_path = NULL;
+  g_autoptr(GPtrArray) order = g_ptr_array_new ();
+  Replies r = { order, NULL };
+  GDBusConnection *connection;
+  sqlite3 *db = NULL;
+  gboolean allowed;
+  const char *state;
+
+  mamd_test_daemon_write_default_setup (d, SERVER);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+  signed_in = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path, &error);
+  g_assert_no_error (error);
+
+  db_path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db", NULL);
+  g_assert_cmpint (sqlite3_open_v2 (db_path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, WAIT_MS);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+
+  /* one connection: mamd handles the report before the check */
+  connection = mamd_test_daemon_get_connection (d);
+  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                          "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1),
+                          G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
+                          on_report_reply, &r);
+  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
+                          "CheckAccess", g_variant_new ("(o)", path),
+                          G_VARIANT_TYPE ("(bss)"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
+                          on_check_reply, &r);
+  /* while the lock is held (well inside mamd's 5 s busy timeout), nothing
+   * may answer; a check that does not wait answers at once */
+  mamd_test_daemon_iterate_until (d, never, NULL, 500);
+  g_assert_cmpuint (order->len, ==, 0);
+
+  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  g_assert_true (mamd_test_daemon_iterate_until (d, both_replied, &r, WAIT_MS));
+  g_assert_cmpstr (g_ptr_array_index (order, 0), ==, "report");
+  g_assert_cmpstr (g_ptr_array_index (order, 1), ==, "check");
+  g_variant_get (r.check, "(b&s&s)", &allowed, &state, NULL);
+  g_assert_true (allowed);
+  g_assert_cmpstr (state, ==, "enrolled");
+  g_variant_unref (r.check);
+  g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -425,5 +527,6 @@ main (int argc, char **argv)
   (void) mamd_error_quark ();
   g_test_add_func ("/mamd/durability/sigkill-mid-burst", test_kill_rounds);
   g_test_add_func ("/mamd/durability/disk-full", test_disk_full);
+  g_test_add_func ("/mamd/durability/read-waits-for-commit", test_read_waits_for_commit);
   return g_test_run ();
 }

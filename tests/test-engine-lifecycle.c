@@ -558,6 +558,48 @@ test_start_invalid (Fixture *fx, gconstpointer data)
 }
 
 static void
+on_committed (const GError *error, gpointer user_data)
+{
+  GError **out = user_data;
+
+  g_assert_null (*out);
+  *out = error != NULL ? g_error_copy (error) : g_error_new_literal (G_IO_ERROR, 0, "none");
+}
+
+/* A waiter runs once every commit submitted before it is durable: at once
+ * when none is under way, else after the commit's own callback. */
+static void
+test_when_committed (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) signed_in = NULL;
+  g_autoptr(MamdEngineResult) reported = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) waited = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  signed_in = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  mamd_engine_when_committed (fx->engine, on_committed, &waited);
+  g_assert_error (waited, G_IO_ERROR, 0); /* at once, without an error */
+  g_clear_error (&waited);
+
+  mamd_engine_report_enrollment_async (fx->engine, &user1, signed_in->session->id,
+                                       MAMD_ENROLLMENT_SUCCESS, -1, NULL, got_result, fx);
+  /* the change is visible before it is durable; the waiter is not run */
+  g_assert_cmpint (state_of (fx, signed_in->session->id), ==, MAMD_SESSION_STATE_ENROLLED);
+  mamd_engine_when_committed (fx->engine, on_committed, &waited);
+  g_assert_null (waited);
+  res = wait_result (fx);
+  reported = mamd_engine_report_enrollment_finish (fx->engine, res, &error);
+  g_assert_no_error (error);
+  while (waited == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_error (waited, G_IO_ERROR, 0);
+  g_assert_true (has_signal (fx, "enrolled"));
+}
+
+static void
 on_fatal (MamdEngine *engine, const GError *error, gpointer user_data)
 {
   guint *count = user_data;
@@ -598,6 +640,10 @@ test_store_failure (Fixture *fx, gconstpointer data)
     result = sign_in (fx, &user1, "chat", BOB, "ios", "dev-2", &error);
     g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
     g_assert_cmpuint (fatal, ==, 1);
+    /* memory may be ahead of the store now: a read must not answer */
+    g_clear_error (&error);
+    mamd_engine_when_committed (fx->engine, on_committed, &error);
+    g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
     mamd_test_rm_rf (fx->tmp);
     _exit (0);
   }
@@ -626,6 +672,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/directory-sync/at-start", test_directory_sync_at_start);
   ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
   ADD ("/mamd/engine/store-failure", test_store_failure);
+  ADD ("/mamd/engine/when-committed", test_when_committed);
 
   return g_test_run ();
 }
