@@ -6,24 +6,54 @@
 
 #include "mamd-config-plugins.h"
 
+/* The modules refused before they could name their method (another ABI
+ * version, a missing symbol), "; modules that could not say ..." or "". One
+ * of them may be the plugin a configuration names: after an upgrade that
+ * bumps the ABI, a plugin not yet rebuilt. */
+static char *
+nameless_modules (MamdPluginLoader *plugins)
+{
+  GPtrArray *entries = mamd_plugin_loader_get_entries (plugins);
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const MamdPluginEntry *entry = g_ptr_array_index (entries, i);
+
+      if (entry->method != NULL)
+        continue;
+      g_string_append (text, text->len == 0 ? "; modules that could not say which method they "
+                                              "provide: "
+                                            : ", ");
+      g_string_append_printf (text, "%s (%s)",
+                              entry->path != NULL ? entry->path : entry->module_name,
+                              entry->disabled_reason != NULL ? entry->disabled_reason : "disabled");
+    }
+  return g_string_free (text, FALSE);
+}
+
+/* @nameless: from nameless_modules () when there is no @entry */
 static void
 add_unusable (const MamdServerConfig *server, const char *method, gboolean from_group,
-              const MamdPluginEntry *entry, GPtrArray *unusable)
+              const MamdPluginEntry *entry, const char *nameless, GPtrArray *unusable)
 {
   const char *reason =
     entry != NULL && entry->disabled_reason != NULL ? entry->disabled_reason : "";
   g_autofree char *line = NULL;
 
-  if (from_group)
+  if (from_group && entry != NULL)
     line = g_strdup_printf ("%s: [%s]: skipped, the plugin for method '%s' is disabled: %s",
                             server->path, method, method, reason);
+  else if (from_group)
+    line = g_strdup_printf ("%s: [%s]: skipped, no plugin provides method '%s'%s",
+                            server->path, method, method, nameless);
   else if (entry != NULL)
     line = g_strdup_printf ("%s: [Server] AuthService: the plugin for method '%s' is disabled: "
                             "%s",
                             server->path, method, reason);
   else
-    line = g_strdup_printf ("%s: [Server] AuthService: no plugin provides method '%s'",
-                            server->path, method);
+    line = g_strdup_printf ("%s: [Server] AuthService: no plugin provides method '%s'%s",
+                            server->path, method, nameless);
 
   if (unusable != NULL)
     g_ptr_array_add (unusable, g_steal_pointer (&line));
@@ -37,12 +67,15 @@ load_one (const MamdServerConfig *server, MamdPluginLoader *plugins, const char 
           gboolean from_group, GHashTable *configs, GPtrArray *problems, GPtrArray *unusable)
 {
   const MamdPluginEntry *entry = mamd_plugin_loader_lookup_entry (plugins, method);
+  g_autofree char *nameless = entry == NULL ? nameless_modules (plugins) : NULL;
   g_autoptr(GError) error = NULL;
   GObject *object;
 
   if (g_hash_table_contains (configs, g_intern_string (method)))
     return;
-  if (entry == NULL && from_group)
+  /* a misspelt group is an error, unless a module that could not say its
+   * method may be the one it configures */
+  if (entry == NULL && from_group && nameless[0] == '\0')
     {
       g_ptr_array_add (problems, g_strdup_printf ("%s: [%s]: no plugin provides method '%s'",
                                                   server->path, method, method));
@@ -50,7 +83,7 @@ load_one (const MamdServerConfig *server, MamdPluginLoader *plugins, const char 
     }
   if (entry == NULL || entry->plugin == NULL)
     {
-      add_unusable (server, method, from_group, entry, unusable);
+      add_unusable (server, method, from_group, entry, nameless, unusable);
       return;
     }
   object = mamd_plugin_load_config (entry->plugin, server->id, server->tenant_id, server->client_id,

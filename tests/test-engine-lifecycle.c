@@ -557,6 +557,48 @@ test_start_invalid (Fixture *fx, gconstpointer data)
   g_clear_object (&fx->store);
 }
 
+/* After an upgrade that bumps the ABI, a plugin not yet rebuilt cannot say
+ * its method: its group is skipped with a warning naming the module, not
+ * an error that stops every server; a server that signs in through it is
+ * refused, the others work. */
+static void
+test_nameless_module (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *bad = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "tests", "plugins",
+                                           "bad", "libbad-abi.so", NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GVariant) cred = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING, "skipping plugin *libbad-abi.so*");
+  g_assert_null (mamd_plugin_loader_load_module (fx->loader, bad)->method);
+  write_server (fx, "chat", MAM_SERVER ("[saml]\nIdpMetadataFile=/etc/idp.xml\n"));
+  write_server (fx, "other", "[Server]\nEnable=true\nTenantId=" TENANT "\nClientId=" CLIENT
+                             "\nAuthService=saml\n");
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING,
+                         "*chat.conf: [saml]: skipped, no plugin provides method 'saml'; modules "
+                         "that could not say which method they provide: *libbad-abi.so (*");
+  engine_start (fx);
+  g_test_assert_expected_messages ();
+  sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  cred = credential (ALICE, TENANT, NULL, NULL);
+  result = sign_in_full (fx, &user1, "other", "saml", cred, "ios", "dev-1", NULL, &error);
+  g_assert_null (result);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_FORBIDDEN); /* its MAM gate is closed */
+  g_assert_nonnull (strstr (error->message, "AuthService 'saml'"));
+  g_clear_error (&error);
+
+  /* without such a module a misspelt group is still an error */
+  engine_stop (fx);
+  g_clear_object (&fx->loader);
+  fx->loader = mamd_plugin_loader_new ();
+  g_assert_true (engine_try_start (fx, &error) == FALSE);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  g_assert_nonnull (strstr (error->message, "[saml]: no plugin provides method 'saml'"));
+  g_clear_object (&fx->engine);
+  g_clear_object (&fx->store);
+}
+
 static void
 on_committed (const GError *error, gpointer user_data)
 {
@@ -673,6 +715,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
   ADD ("/mamd/engine/store-failure", test_store_failure);
   ADD ("/mamd/engine/when-committed", test_when_committed);
+  ADD ("/mamd/engine/start/nameless-module", test_nameless_module);
 
   return g_test_run ();
 }

@@ -245,6 +245,13 @@ test_check_broken_plugins (Fixture *f, gconstpointer data)
         != NULL)
       saw_abi = TRUE;
   g_assert_true (saw_abi);
+
+  /* mamd starts with a group such a module may provide (skipped, warned),
+   * but the check fails: the server cannot use it */
+  assert_check_fails ("tests/plugins/bad", "[Server]\nEnable=false\n[saml]\nIdpMetadataFile=x\n",
+                      (const char *const[]) { "chat.conf: ", "[saml]: skipped, no plugin provides "
+                                              "method 'saml'; modules that could not say which "
+                                              "method they provide: ", "libbad-abi.so (", NULL });
 }
 
 int
