@@ -31,9 +31,7 @@ void mamd_dbus_adaptor_cancel_calls (MamdDbusAdaptor *self);
  * cancels calls still in flight. Safe to call more than once. */
 void mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self);
 
-/* Number of D-Bus signals queued but not yet emitted. */
-
-/* Path of a session object; mamd_dbus_session_id_from_path returns the id
+/* Path of a session object (mamd-dbus-session.c); the other returns the id
  * inside @path or NULL (with MAMD_ERROR_INVALID_ARGS) when @path is not
  * /org/mamd/Mamd1/session/<32 lowercase hex>. */
 char *mamd_dbus_session_path (const char *session_id);

@@ -66,7 +66,7 @@ void mamd_dbus_call_return_error (MamdDbusCall *call, const GError *error);
 void mamd_dbus_call_return_error_literal (MamdDbusCall *call, MamdError code,
                                           const char *message);
 
-/* Pure helpers, also for the handlers. */
+/* The Session interface's properties (mamd-dbus-session.c). */
 GVariant *mamd_dbus_session_properties (const MamdSessionRecord *rec);
 GVariant *mamd_dbus_session_property (const MamdSessionRecord *rec, const char *name);
 
