@@ -28,6 +28,9 @@ typedef enum {
   N_STMTS
 } WriterStmt;
 
+/* How long a statement waits for another program's lock before SQLITE_BUSY. */
+#define MAMD_STORE_SQLITE_BUSY_TIMEOUT_MS 5000
+
 struct _MamdStoreSqlite {
   MamdStore parent_instance;
 

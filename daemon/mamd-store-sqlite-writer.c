@@ -204,11 +204,36 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
   }
 }
 
+/* Another program holding a write lock (an administrator's sqlite3 shell,
+ * say) is waited out, with a warning each time the busy timeout runs out,
+ * instead of failing the batch and stopping mamd: nothing is written before
+ * BEGIN succeeds, so trying again is safe, and no caller is answered
+ * meanwhile. Only disposing of the store gives up. */
+static int
+begin_batch (MamdStoreSqlite *self)
+{
+  for (guint64 tries = 1;; tries++) {
+    int rc = run_stmt (self->stmts[STMT_BEGIN]);
+    gboolean stopping;
+
+    if (rc != SQLITE_BUSY)
+      return rc;
+    g_mutex_lock (&self->lock);
+    stopping = self->stopping;
+    g_mutex_unlock (&self->lock);
+    if (stopping)
+      return rc;
+    g_warning ("%s is locked by another program (for %" G_GUINT64_FORMAT " s now): "
+               "changes wait, unanswered, until it lets go; only mamd may write it",
+               self->db_path, tries * MAMD_STORE_SQLITE_BUSY_TIMEOUT_MS / 1000);
+  }
+}
+
 /* Runs every txn of @batch in one database transaction. */
 static gboolean
 commit_batch (MamdStoreSqlite *self, GPtrArray *batch, GError **error)
 {
-  int rc = run_stmt (self->stmts[STMT_BEGIN]);
+  int rc = begin_batch (self);
 
   for (guint i = 0; rc == SQLITE_DONE && i < batch->len; i++) {
     MamdStoreTxn *txn = g_task_get_task_data (g_ptr_array_index (batch, i));

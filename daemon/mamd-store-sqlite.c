@@ -21,7 +21,6 @@
  */
 
 #define SCHEMA_VERSION 3
-#define BUSY_TIMEOUT_MS 5000
 
 /* Version 2, where every new store starts; the steps to the later versions
  * follow and run in order. Rows are keyed so that a sign-in appends: session ids begin
@@ -496,7 +495,7 @@ open_connection (const char *path, GError **error)
     sqlite3_close_v2 (db);
     return NULL;
   }
-  sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
+  sqlite3_busy_timeout (db, MAMD_STORE_SQLITE_BUSY_TIMEOUT_MS);
   return db;
 }
 

@@ -1,9 +1,10 @@
 /*
  * The SQLite state store's file: event details that do not decode, the
- * upgrade from schema version 1, the lock against a second mamd, corrupt
- * files quarantined (and a newer schema left alone), a failed commit that
- * breaks the store, and kill -9 in the middle of a burst of commits losing
- * nothing that was acknowledged. Normal use is test-store.c.
+ * upgrade from schema version 1, the lock against a second mamd, another
+ * program's write lock waited out, corrupt files quarantined (and a newer
+ * schema left alone), a failed commit that breaks the store, and kill -9 in
+ * the middle of a burst of commits losing nothing that was acknowledged.
+ * Normal use is test-store.c.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include "mamd-plugin.h"
 #include "mamd-store.h"
 #include "mamd-test-store.h"
+#include "mamd-test-util.h"
 
 static const char *self_exe;
 
@@ -264,6 +266,94 @@ test_locked (Fixture *fx, gconstpointer data)
   second = mamd_store_sqlite_open (fx->dir, &error);
   g_assert_no_error (error);
   g_assert_nonnull (second);
+}
+
+/* Another program holding the write lock past the busy timeout delays
+ * commits, with a warning naming the file; it does not break the store. */
+
+typedef struct {
+  GMutex lock;
+  guint warnings; /* "is locked by another program" */
+} LockWarnings;
+
+static GLogWriterOutput
+count_lock_warnings (GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                     gpointer user_data)
+{
+  LockWarnings *seen = user_data;
+
+  for (gsize i = 0; i < n_fields; i++) {
+    if (g_str_equal (fields[i].key, "MESSAGE") && fields[i].length < 0 &&
+        strstr (fields[i].value, "is locked by another program") != NULL) {
+      g_mutex_lock (&seen->lock);
+      seen->warnings++;
+      g_mutex_unlock (&seen->lock);
+    }
+  }
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+static void
+on_commit_done (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (mamd_store_commit_finish (MAMD_STORE (source), res, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+static void
+test_write_locked (Fixture *fx, gconstpointer data)
+{
+  if (g_test_subprocess ()) {
+    g_autofree char *path = NULL;
+    g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+    g_autoptr(MamdEventRecord) event = make_event (1, 10, NULL);
+    g_autoptr(MamdStoreSnapshot) snap = NULL;
+    g_autoptr(GError) error = NULL;
+    LockWarnings seen = { 0 };
+    gboolean done = FALSE;
+    guint warnings = 0;
+    sqlite3 *db = NULL;
+
+    /* the warning is expected here; the parent checks it reached stderr */
+    g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+    g_log_set_writer_func (count_lock_warnings, &seen, NULL);
+    reopen (fx);
+    path = db_path (fx);
+    g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+    g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+
+    mamd_store_txn_append_event (txn, event);
+    mamd_store_commit_async (fx->store, g_steal_pointer (&txn), on_commit_done, &done);
+    /* until the busy timeout ran out once; without the wait the commit
+     * fails right there (on_commit_done asserts) */
+    while (warnings == 0) {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (10000);
+      g_mutex_lock (&seen.lock);
+      warnings = seen.warnings;
+      g_mutex_unlock (&seen.lock);
+    }
+    g_assert_false (done);
+    g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3_close (db);
+    while (!done)
+      g_main_context_iteration (NULL, TRUE);
+
+    reopen (fx);
+    snap = mamd_store_load (fx->store, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (snap->last_seq, ==, 1);
+    g_clear_object (&fx->store);
+    mamd_test_rm_rf (fx->dir);
+    _exit (0);
+  }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*state.db is locked by another program (for 5 s now)*");
 }
 
 /* ---- corruption ---- */
@@ -595,6 +685,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
   ADD ("/mamd/store/upgrade-from-2", test_upgrade_from_2);
   ADD ("/mamd/store/locked", test_locked);
+  ADD ("/mamd/store/write-locked", test_write_locked);
   ADD ("/mamd/store/corrupt", test_corrupt);
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
   ADD ("/mamd/store/newer-schema", test_newer_schema);
