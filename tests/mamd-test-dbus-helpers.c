@@ -174,8 +174,11 @@ log_contains (gpointer user_data)
 {
   LogWait *wait = user_data;
   g_autofree char *log = mamd_test_daemon_get_log (wait->d);
+  guint found = 0;
 
-  if (log != NULL && strstr (log, wait->text) != NULL)
+  for (const char *at = log; at != NULL && (at = strstr (at, wait->text)) != NULL; at++)
+    found++;
+  if (found >= MAX (wait->times, 1))
     return TRUE;
   /* the log is a file, not a main-loop source: poll it gently */
   g_usleep (10000);

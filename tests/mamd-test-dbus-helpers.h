@@ -38,10 +38,11 @@ gboolean has_state_change (MamdTestDaemon *d, const char *path, const char *stat
 void wait_state_change (MamdTestDaemon *d, const char *path, const char *state);
 
 /* For mamd_test_daemon_iterate_until (d, log_contains, &wait, ...): the
- * daemon's log holds @text. */
+ * daemon's log holds @text, at least @times times (0: once). */
 typedef struct {
   MamdTestDaemon *d;
   const char *text;
+  guint times;
 } LogWait;
 
 gboolean log_contains (gpointer user_data);

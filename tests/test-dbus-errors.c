@@ -511,6 +511,7 @@ test_busy_and_cancel (void)
   g_autoptr(GVariant) ok = NULL;
   PendingCalls pending = { 0 };
   LogWait wait = { d, "left the bus: cancelling 2 call(s) in flight" };
+  LogWait cancelled = { d, "): Operation was cancelled", 2 };
 
   start_slow_sign_in (other, &pending);
   start_slow_sign_in (other, &pending);
@@ -526,9 +527,11 @@ test_busy_and_cancel (void)
   ok = mamd_test_daemon_call (d, "GetStatus", NULL, "(a{sv})", &error);
   g_assert_no_error (error);
 
-  /* the sender leaves: its calls are cancelled, no session is created */
+  /* the sender leaves: its calls are cancelled (the plugin would hold them
+   * for ten minutes), no session is created */
   g_dbus_connection_close_sync (other, NULL, NULL);
   g_assert_true (mamd_test_daemon_iterate_until (d, log_contains, &wait, WAIT_MS));
+  g_assert_true (mamd_test_daemon_iterate_until (d, log_contains, &cancelled, WAIT_MS));
   list = mamd_test_daemon_call (d, "ListSessions", g_variant_new ("(s)", ""), "(aa{sv})", &error);
   g_assert_no_error (error);
   {
