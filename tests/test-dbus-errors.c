@@ -8,6 +8,7 @@
 
 #include <grp.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mamd-plugin.h"
@@ -367,8 +368,9 @@ become_nobody (gpointer user_data)
     _exit (126);
 }
 
-/* Runs this test binary as uid 65534 in peer mode; NULL when that is not
- * possible here (not root, or the build dir is not reachable for nobody). */
+/* Runs this test binary as uid 65534 in peer mode; NULL only when that
+ * cannot start here (the build dir is not reachable for nobody, or the uid
+ * cannot be taken). Any other failure of the peer fails the test. */
 static char *
 run_as_nobody (MamdTestDaemon *d, const char *action, const char *arg)
 {
@@ -383,11 +385,14 @@ run_as_nobody (MamdTestDaemon *d, const char *action, const char *arg)
     g_test_message ("cannot run as nobody: %s", error->message);
     return NULL;
   }
-  if (!g_spawn_check_wait_status (status, NULL)) {
-    g_test_message ("peer as nobody failed (status %d): %s", status, out);
+  /* 126: become_nobody failed; 127: the dynamic loader could not run it */
+  if (WIFEXITED (status) && (WEXITSTATUS (status) == 126 || WEXITSTATUS (status) == 127)) {
+    g_test_message ("cannot run as nobody (exit %d)", WEXITSTATUS (status));
     g_free (out);
     return NULL;
   }
+  if (!g_spawn_check_wait_status (status, &error))
+    g_error ("the peer running as nobody failed (%s): %s", error->message, out);
   return g_strstrip (out);
 }
 

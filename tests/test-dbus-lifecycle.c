@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -145,6 +146,23 @@ typedef enum {
   RELOAD_FILE_CHANGE,
 } ReloadVia;
 
+/* Points the symlink @link at a new configuration directory @target with
+ * mamd.conf and SERVER (@enable). The swap is one rename in the parent,
+ * which mamd does not watch: its monitors stay on the old directory, so
+ * only an explicit reload can see the change. */
+static void
+swap_config_dir (MamdTestDaemon *d, const char *link, const char *target, gboolean enable)
+{
+  g_autofree char *tmp_link = g_strconcat (link, ".new", NULL);
+
+  mamd_test_daemon_set_config_dir (d, target);
+  mamd_test_daemon_write_daemon_conf (d, NULL);
+  mamd_test_daemon_write_mam_server (d, SERVER, enable, NULL);
+  mamd_test_daemon_set_config_dir (d, link);
+  g_assert_cmpint (symlink (target, tmp_link), ==, 0);
+  g_assert_cmpint (rename (tmp_link, link), ==, 0);
+}
+
 static void
 test_reload (gconstpointer data)
 {
@@ -157,12 +175,22 @@ test_reload (gconstpointer data)
   g_autofree char *state = NULL;
   g_autofree char *now_state = NULL;
   g_autofree char *unchanged = NULL;
+  g_autofree char *first = g_strdup (mamd_test_daemon_get_config_dir (d));
+  g_autofree char *second = g_build_filename (mamd_test_daemon_get_tmp_dir (d), "config-2",
+                                              NULL);
+  g_autofree char *link = g_build_filename (mamd_test_daemon_get_tmp_dir (d), "config-link",
+                                            NULL);
   const MamdTestSignal *sig;
   gboolean applies = FALSE, gate_open = FALSE;
 
-  mamd_test_daemon_write_daemon_conf (d, NULL);
   mamd_test_daemon_write_license (d, "advanced", g_get_real_time () / G_USEC_PER_SEC + 86400);
-  mamd_test_daemon_write_mam_server (d, SERVER, FALSE, NULL);
+  if (via == RELOAD_FILE_CHANGE) {
+    mamd_test_daemon_write_daemon_conf (d, NULL);
+    mamd_test_daemon_write_mam_server (d, SERVER, FALSE, NULL);
+  } else {
+    /* mamd reads its configuration through a symlink that the test swaps */
+    swap_config_dir (d, link, first, FALSE);
+  }
   mamd_test_daemon_start (d, &error);
   g_assert_no_error (error);
 
@@ -173,7 +201,10 @@ test_reload (gconstpointer data)
   g_assert_cmpstr (state, ==, "active");
 
   /* MAM newly applies: the live session is restricted at once */
-  mamd_test_daemon_write_mam_server (d, SERVER, TRUE, NULL);
+  if (via == RELOAD_FILE_CHANGE)
+    mamd_test_daemon_write_mam_server (d, SERVER, TRUE, NULL);
+  else
+    swap_config_dir (d, link, second, TRUE);
   if (via == RELOAD_SIGHUP) {
     LogWait wait = { d, "configuration reloaded (SIGHUP)" };
 
@@ -315,6 +346,25 @@ wipe_announced_since (MamdTestDaemon *d, guint from, const char *wipe_id)
   return FALSE;
 }
 
+/* The unique bus name that owns org.mamd.Mamd1 now. */
+static char *
+name_owner (MamdTestDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  char *owner = NULL;
+
+  reply = g_dbus_connection_call_sync (mamd_test_daemon_get_connection (d),
+                                       "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetNameOwner",
+                                       g_variant_new ("(s)", "org.mamd.Mamd1"),
+                                       G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(s)", &owner);
+  return owner;
+}
+
 static void
 test_wipe_restart (void)
 {
@@ -328,7 +378,9 @@ test_wipe_restart (void)
   g_autofree char *path = NULL;
   g_autofree char *other_path = NULL;
   g_autofree char *wipe_id = NULL;
+  g_autofree char *owner = NULL;
   const MamdTestSignal *sig;
+  guint64 wipe_seq, ack_seq;
   guint mark;
 
   result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000008", "ios",
@@ -338,15 +390,22 @@ test_wipe_restart (void)
   g_assert_no_error (error);
   sig = wait_signal (d, "WipeRequested", NULL);
   g_variant_get (sig->parameters, "(sssst)", &wipe_id, NULL, NULL, NULL, NULL);
+  wipe_seq = signal_seq (sig);
+  g_assert_cmpuint (wipe_seq, >, dict_uint64 (failed, "seq")); /* after the revocation */
 
-  /* pending wipes are announced again by the next daemon */
+  /* pending wipes are announced again by the next daemon, with their seq */
   restart (d);
+  owner = name_owner (d);
   sig = wait_signal (d, "WipeRequested", wipe_id);
-  g_assert_cmpstr (sig->sender, !=, NULL);
+  g_assert_cmpstr (sig->sender, ==, owner);
+  g_assert_cmpuint (signal_seq (sig), ==, wipe_seq);
 
   ack = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", wipe_id), "(t)",
                                &error);
   g_assert_no_error (error);
+  g_variant_get (ack, "(t)", &ack_seq);
+  g_assert_cmpuint (ack_seq, >, wipe_seq);
+  g_assert_cmpuint (ack_seq, ==, last_event_seq (d));
 
   restart (d);
   mark = mamd_test_daemon_get_signals (d)->len;

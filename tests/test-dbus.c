@@ -89,7 +89,7 @@ test_full_flow (void)
   g_autofree char *wipe_id = NULL;
   const char *oid = "0c0ffee0-0000-4000-8000-000000000003";
   const MamdTestSignal *sig;
-  guint64 seq_required, seq_declined, seq_revoked, seq_wipe;
+  guint64 seq_required, seq_declined, seq_revoked, seq_wipe, seq_readd, seq_ack;
   gboolean found = FALSE;
 
   result = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path, &error);
@@ -146,9 +146,13 @@ test_full_flow (void)
   g_clear_error (&error);
   g_assert_null (again);
 
+  /* each answer carries the seq of its own, newest event */
   readd = mamd_test_daemon_call (d, "ReAddServer", g_variant_new ("(ss)", SERVER, "device-1"),
                                  "(t)", &error);
   g_assert_no_error (error);
+  g_variant_get (readd, "(t)", &seq_readd);
+  g_assert_cmpuint (seq_readd, >, seq_wipe);
+  g_assert_cmpuint (seq_readd, ==, last_event_seq (d));
   again = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path2, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (path2, !=, path);
@@ -156,6 +160,9 @@ test_full_flow (void)
   ack = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", wipe_id), "(t)",
                                &error);
   g_assert_no_error (error);
+  g_variant_get (ack, "(t)", &seq_ack);
+  g_assert_cmpuint (seq_ack, >, dict_uint64 (again, "seq"));
+  g_assert_cmpuint (seq_ack, ==, last_event_seq (d));
   g_clear_pointer (&ack, g_variant_unref);
   ack = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", wipe_id), "(t)",
                                &error);

@@ -29,6 +29,7 @@ read_back (const char *dir)
   }
   snapshot = mamd_store_load (store, &error);
   g_assert ((snapshot == NULL) == (error != NULL));
+  g_assert (error == NULL || g_error_matches (error, MAMD_ERROR, MAMD_ERROR_STORE));
   g_clear_error (&error);
   events = mamd_store_list_events (store, 0, 0, &error);
   g_assert ((events == NULL) == (error != NULL));
