@@ -14,6 +14,12 @@
 const MamdCaller user1 = { 1001, FALSE };
 const MamdCaller admin = { 0, TRUE };
 
+/* Stands in for the secret part of a real credential (a token, a password):
+ * every credential() carries it, and count_events() checks that it reached
+ * no event and no file of the store. A word like "credential" would not do:
+ * a whole credential stored under another key does not contain it. */
+#define CREDENTIAL_MARKER "mamd-test-secret-9d3e6a1f"
+
 static gint64
 fixture_clock (gpointer user_data)
 {
@@ -269,6 +275,8 @@ credential (const char *object_id, const char *tenant_id, const char *key, const
     g_variant_builder_add (&builder, "{sv}", "tenant-id", g_variant_new_string (tenant_id));
   if (key != NULL)
     g_variant_builder_add (&builder, "{sv}", key, g_variant_new_string (value));
+  /* the test plugin ignores it */
+  g_variant_builder_add (&builder, "{sv}", "secret", g_variant_new_string (CREDENTIAL_MARKER));
   return g_variant_ref_sink (g_variant_builder_end (&builder));
 }
 
@@ -374,6 +382,24 @@ count_signals (Fixture *fx, const char *prefix)
   return n;
 }
 
+/* Byte by byte: the secret may sit in a serialized value anywhere in a page. */
+static void
+assert_no_marker_in_file (const char *dir, const char *name, gboolean may_be_missing)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize len = 0;
+
+  if (!g_file_get_contents (path, &contents, &len, &error)) {
+    g_assert_true (may_be_missing);
+    g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    return;
+  }
+  if (memmem (contents, len, CREDENTIAL_MARKER, strlen (CREDENTIAL_MARKER)) != NULL)
+    g_error ("%s holds the secret of a credential", path);
+}
+
 /* Every stored event of @type, after flushing the store. */
 guint
 count_events (Fixture *fx, const char *type)
@@ -384,6 +410,7 @@ count_events (Fixture *fx, const char *type)
   guint64 last = 0;
 
   g_assert_true (mamd_store_flush (fx->store, &error));
+  g_assert_no_error (error);
   events = mamd_store_list_events (fx->store, 0, 100000, &error);
   g_assert_no_error (error);
   for (guint i = 0; i < events->len; i++) {
@@ -394,8 +421,15 @@ count_events (Fixture *fx, const char *type)
     g_assert_cmpuint (event->seq, >, last);
     last = event->seq;
     g_assert_null (strstr (detail, "credential"));
+    if (strstr (detail, CREDENTIAL_MARKER) != NULL)
+      g_error ("event %s (seq %" G_GUINT64_FORMAT ") holds the secret of a credential: %s",
+               event->type, event->seq, detail);
     if (g_str_equal (event->type, type))
       n++;
   }
+  /* nor anywhere else in the store: the WAL, when there is one, holds what
+   * is not checkpointed yet */
+  assert_no_marker_in_file (fx->state, "state.db", FALSE);
+  assert_no_marker_in_file (fx->state, "state.db-wal", TRUE);
   return n;
 }

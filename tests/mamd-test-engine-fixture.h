@@ -67,7 +67,8 @@ void engine_stop (Fixture *fx);
  * wait_result (fx) for its result. */
 void got_result (GObject *source, GAsyncResult *res, gpointer user_data);
 GAsyncResult *wait_result (Fixture *fx);
-/* The test plugin's credential; @key (may be NULL) = @value added. */
+/* The test plugin's credential; @key (may be NULL) = @value added. It also
+ * carries a marker secret under "secret", which count_events() looks for. */
 GVariant *credential (const char *object_id, const char *tenant_id, const char *key,
                       const char *value);
 MamdEngineResult *sign_in_full (Fixture *fx, const MamdCaller *caller, const char *server,
@@ -93,7 +94,9 @@ MamdSessionState state_of (Fixture *fx, const char *session);
 /* A recorded signal starts with @prefix. */
 gboolean has_signal (Fixture *fx, const char *prefix);
 guint count_signals (Fixture *fx, const char *prefix);
-/* Every stored event of @type, after flushing the store. */
+/* Every stored event of @type, after flushing the store. Also asserts
+ * that no event detail and no byte of state.db or state.db-wal holds the
+ * marker secret of credential(). */
 guint count_events (Fixture *fx, const char *type);
 
 G_END_DECLS

@@ -26,6 +26,8 @@
  *                  or bug-quote-credential (an error that quotes "user-name",
  *                  as a careless plugin might quote a token)
  *   "delay-ms"  u  per-call delay, overrides DelayMs
+ *   "secret"    s  ignored: stands in for the token or password of a real
+ *                  credential, so tests can check that it is kept nowhere
  *   anything else, or a wrong type: InvalidArgs
  * The identity has id_attribute "object-id", id_source "test credential".
  * Authentication honours the GCancellable.
@@ -118,6 +120,7 @@ parse_credential (GVariant *credential, const char **object_id,
   GVariantIter iter;
   const char *key;
   GVariant *next_value;
+  const char *secret = NULL; /* type-checked like the others, then ignored */
 
   g_variant_iter_init (&iter, credential);
   while (g_variant_iter_next (&iter, "{&sv}", &key, &next_value))
@@ -133,6 +136,8 @@ parse_credential (GVariant *credential, const char **object_id,
         target = user_name;
       else if (g_strcmp0 (key, "fail") == 0)
         target = fail;
+      else if (g_strcmp0 (key, "secret") == 0)
+        target = &secret;
       else if (g_strcmp0 (key, "delay-ms") == 0)
         {
           if (!g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
@@ -149,8 +154,8 @@ parse_credential (GVariant *credential, const char **object_id,
           /* The key is chosen by the caller: keep it out of the message. */
           g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
                                "credential has an unknown key: the test plugin "
-                               "knows object-id, tenant-id, user-name, fail and "
-                               "delay-ms");
+                               "knows object-id, tenant-id, user-name, fail, "
+                               "delay-ms and secret");
           return FALSE;
         }
 
