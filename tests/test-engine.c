@@ -603,6 +603,7 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   other_again = sign_in_ok (fx, &user2, "alpha", CAROL, "ios", "dev-d");
   result = readd (fx, &user1, "alpha", "dev-d", &error);
   g_assert_no_error (error);
+  g_assert_cmpuint (result->seq, ==, mamd_engine_get_last_seq (fx->engine));
   g_clear_pointer (&result, mamd_engine_result_free);
   again = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-d");
   g_assert_cmpint (again->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
@@ -619,6 +620,8 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED, NULL);
   result = readd (fx, &admin, "alpha", "dev-d", &error);
   g_assert_no_error (error);
+  /* one event per uid's removal; the answer carries the last */
+  g_assert_cmpuint (result->seq, ==, mamd_engine_get_last_seq (fx->engine));
   g_assert_cmpuint (count_events (fx, "server-readded"), ==, 3);
   g_clear_pointer (&result, mamd_engine_result_free);
   g_clear_pointer (&again, mamd_engine_result_free);
