@@ -57,6 +57,42 @@ test_valid (void)
     }
 }
 
+static JsonNode *
+parse_ok (const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  JsonNode *node = parse (text, &error);
+
+  g_assert_no_error (error);
+  return node;
+}
+
+/* What the documents above decode to, value by value. */
+static void
+test_values (void)
+{
+  g_autoptr(JsonNode) text = parse_ok ("\"\\u00e9\\ud83d\\ude00\\n\\\"\\/\\\\\"");
+  g_autoptr(JsonNode) max = parse_ok ("9223372036854775807");
+  g_autoptr(JsonNode) min = parse_ok ("-9223372036854775808");
+  g_autoptr(JsonNode) small = parse_ok ("1.5e-3");
+  g_autoptr(JsonNode) doc = parse_ok (" { \"a\" : [1, 2.0, \"s\", {\"b\": null}] , \"c\": {} } \n");
+  JsonArray *a;
+
+  /* é, U+1F600 from its surrogate pair, newline, quote, slash, backslash */
+  g_assert_cmpstr (json_node_get_string (text), ==, "\xc3\xa9\xf0\x9f\x98\x80\n\"/\\");
+  g_assert_cmpint (json_node_get_int (max), ==, G_MAXINT64);
+  g_assert_cmpint (json_node_get_int (min), ==, G_MININT64);
+  g_assert_cmpfloat (json_node_get_double (small), ==, 1.5e-3);
+  a = json_object_get_array_member (json_node_get_object (doc), "a");
+  g_assert_cmpuint (json_array_get_length (a), ==, 4);
+  g_assert_cmpint (json_array_get_int_element (a, 0), ==, 1);
+  g_assert_cmpfloat (json_array_get_double_element (a, 1), ==, 2.0);
+  g_assert_cmpstr (json_array_get_string_element (a, 2), ==, "s");
+  g_assert_true (json_object_get_null_member (json_array_get_object_element (a, 3), "b"));
+  g_assert_cmpuint (json_object_get_size (json_object_get_object_member (
+                      json_node_get_object (doc), "c")), ==, 0);
+}
+
 static void
 test_duplicate_key (void)
 {
@@ -333,6 +369,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/mamd/json/valid", test_valid);
+  g_test_add_func ("/mamd/json/values", test_values);
   g_test_add_func ("/mamd/json/duplicate-key", test_duplicate_key);
   g_test_add_func ("/mamd/json/deep-nesting", test_deep_nesting);
   g_test_add_func ("/mamd/json/nul", test_nul);

@@ -188,7 +188,8 @@ test_expired (Fixture *fx, gconstpointer data)
                       "renew the Enterprise Advanced licence");
   /* issued in the future, beyond the clock skew allowed */
   assert_check_fails (license, "chat", 1735689600 - 301, "licence is not valid before");
-  g_assert_true (mamd_license_check_mam (license, "chat", 1735689600 - 299, &error));
+  /* valid from exactly the moment next_change () names below */
+  g_assert_true (mamd_license_check_mam (license, "chat", 1735689600 - 300, &error));
   g_assert_no_error (error);
 
   /* the gates are checked again when the answer changes: valid, then expired */
@@ -282,20 +283,30 @@ test_other_key (Fixture *fx, gconstpointer data)
 static void
 test_malformed (Fixture *fx, gconstpointer data)
 {
-  static const char *const bad[] = {
-    "not json",
-    "{\"payload\": \"e30\", \"signature\": \"AA\", \"signature\": \"AA\"}",
-    "{\"payload\": \"e30\"}",
-    "{\"payload\": \"e30=\", \"signature\": \"AA\"}",
-    "{\"payload\": 1, \"signature\": \"AA\"}",
-    "[]",
+  /* each with the words of the check that must refuse it */
+  static const struct {
+    const char *text;
+    const char *why;
+  } bad[] = {
+    { "not json", "unexpected character 'n'" },
+    { "{\"payload\": \"e30\", \"signature\": \"AA\", \"signature\": \"AA\"}",
+      "duplicate key \"signature\"" },
+    { "{\"payload\": \"e30\"}", "member \"signature\" is missing" },
+    { "{\"payload\": \"e30=\", \"signature\": \"AA\"}",
+      "payload: invalid base64url character" },
+    { "{\"payload\": 1, \"signature\": \"AA\"}", "member \"payload\" must be a string" },
+    { "[]", "not a JSON object" },
+    { "{\"payload\": \"e30\", \"signature\": \"AA\", \"servers\": [\"chat\"]}",
+      "members other than \"payload\" and \"signature\"" },
   };
-  g_autofree char *expected = g_strdup_printf ("licence %s is not valid JSON: ", fx->license);
+  g_autofree char *prefix = g_strdup_printf ("licence %s is not valid JSON: ", fx->license);
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autoptr(GError) error = NULL;
-      g_file_set_contents (fx->license, bad[i], -1, &error);
+      g_autofree char *expected = g_strconcat (prefix, bad[i].why, NULL);
+
+      g_file_set_contents (fx->license, bad[i].text, -1, &error);
       g_assert_no_error (error);
       assert_load_fails (fx, fx->public_key, expected);
     }

@@ -68,12 +68,11 @@ $cc_cmd -std=gnu11 -shared -fPIC -Wall -Wextra -Werror -Wno-unused-parameter \
 echo "# built $tmp/libtiny.so"
 
 # The plugin must link the SDK library, as the pkg-config file says.
-if command -v readelf >/dev/null 2>&1; then
-  readelf -d "$tmp/libtiny.so" | grep -q 'NEEDED.*libmamd-plugin-1' || {
-    echo "libtiny.so does not link libmamd-plugin-1"
-    exit 1
-  }
-fi
+# (readelf is binutils', which the compiler above needs for linking.)
+readelf -d "$tmp/libtiny.so" | grep -q 'NEEDED.*libmamd-plugin-1' || {
+  echo "libtiny.so does not link libmamd-plugin-1"
+  exit 1
+}
 
 "$probe" "$tmp/libtiny.so" >"$tmp/probe.out" 2>&1 || {
   cat "$tmp/probe.out"
