@@ -15,37 +15,57 @@
 
 /* ---- compact form ---- */
 
+/* Each case names the part of the message that only its own check gives:
+ * every refusal of the parser starts "malformed: ". */
 static void
 test_malformed_compact (void)
 {
+  static const char not_jws[] = "malformed: not a compact JWS (three base64url segments "
+                                "separated by dots)";
+  static const char jwe[] = "malformed: more than three segments (an encrypted token?); "
+                            "only compact JWS is accepted";
+  static const char empty[] = "malformed: empty header or claims segment";
+  static const char no_sig[] = "malformed: the signature segment is empty";
+  static const char bad_header[] = "malformed: the header segment is not strict base64url";
+  static const char bad_claims[] = "malformed: the claims segment is not strict base64url";
+  static const char bad_sig[] = "malformed: the signature segment is not strict base64url";
   g_autofree char *claims = claims_with (NULL);
   g_autofree char *valid = token_for_claims (claims);
   g_auto(GStrv) seg = g_strsplit (valid, ".", -1);
   g_autofree char *h_pad = g_strconcat (seg[0], "=", NULL);
-  struct { char *token; const char *why; } cases[] = {
-    { g_strdup (""), "empty" },
-    { g_strdup ("abc"), "one segment" },
-    { g_strdup_printf ("%s.%s", seg[0], seg[1]), "two segments" },
-    { g_strdup_printf ("%s.%s.%s.%s", seg[0], seg[1], seg[2], seg[2]), "four segments" },
-    { g_strdup_printf ("%s.%s.%s.", seg[0], seg[1], seg[2]), "trailing dot" },
-    { g_strdup_printf (".%s.%s.%s", seg[0], seg[1], seg[2]), "leading dot" },
-    { g_strdup_printf ("%s..%s", seg[0], seg[2]), "empty claims" },
-    { g_strdup_printf (".%s.%s", seg[1], seg[2]), "empty header" },
-    { g_strdup_printf ("%s.%s.", seg[0], seg[1]), "empty signature" },
-    { g_strdup (".."), "all empty" },
-    { g_strdup_printf ("%s.%s.%s=", seg[0], seg[1], seg[2]), "padded signature" },
-    { g_strdup_printf ("%s.%s=.%s", seg[0], seg[1], seg[2]), "padded claims" },
-    { g_strdup_printf ("%s.%s.%s", h_pad, seg[1], seg[2]), "padded header" },
-    { g_strdup_printf (" %s.%s.%s", seg[0], seg[1], seg[2]), "leading space" },
-    { g_strdup_printf ("%s.%s.%s\n", seg[0], seg[1], seg[2]), "trailing newline" },
-    { g_strdup_printf ("%s.%s .%s", seg[0], seg[1], seg[2]), "inner space" },
-    { g_strdup_printf ("Bearer %s.%s.%s", seg[0], seg[1], seg[2]), "bearer prefix" },
+  struct { char *token; const char *why; const char *message; } cases[] = {
+    { g_strdup (""), "empty", not_jws },
+    { g_strdup ("abc"), "one segment", not_jws },
+    { g_strdup_printf ("%s.%s", seg[0], seg[1]), "two segments", not_jws },
+    { g_strdup_printf ("%s.%s.%s.%s", seg[0], seg[1], seg[2], seg[2]), "four segments", jwe },
+    /* JWE compact serialisation: header.key.iv.ciphertext.tag */
+    { g_strdup_printf ("%s.%s.%s.%s.%s", seg[0], seg[1], seg[2], seg[1], seg[2]),
+      "five segments (JWE)", jwe },
+    { g_strdup_printf ("%s.%s.%s.", seg[0], seg[1], seg[2]), "trailing dot", jwe },
+    { g_strdup_printf (".%s.%s.%s", seg[0], seg[1], seg[2]), "leading dot", jwe },
+    { g_strdup_printf ("%s..%s", seg[0], seg[2]), "empty claims", empty },
+    { g_strdup_printf (".%s.%s", seg[1], seg[2]), "empty header", empty },
+    { g_strdup_printf ("%s.%s.", seg[0], seg[1]), "empty signature", no_sig },
+    { g_strdup (".."), "all empty", empty },
+    { g_strdup_printf ("%s.%s.%s=", seg[0], seg[1], seg[2]), "padded signature", bad_sig },
+    { g_strdup_printf ("%s.%s=.%s", seg[0], seg[1], seg[2]), "padded claims", bad_claims },
+    { g_strdup_printf ("%s.%s.%s", h_pad, seg[1], seg[2]), "padded header", bad_header },
+    { g_strdup_printf (" %s.%s.%s", seg[0], seg[1], seg[2]), "leading space", bad_header },
+    { g_strdup_printf ("%s.%s.%s\n", seg[0], seg[1], seg[2]), "trailing newline", bad_sig },
+    { g_strdup_printf ("%s.%s .%s", seg[0], seg[1], seg[2]), "inner space", bad_claims },
+    { g_strdup_printf ("Bearer %s.%s.%s", seg[0], seg[1], seg[2]), "bearer prefix", bad_header },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MamdJwt) jwt = NULL;
+
       g_test_message ("case: %s", cases[i].why);
-      assert_parse_refused (cases[i].token, "malformed: ");
+      jwt = mamd_jwt_parse (cases[i].token, &error);
+      g_assert_null (jwt);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+      assert_message_starts (error, cases[i].message);
       g_free (cases[i].token);
     }
 }

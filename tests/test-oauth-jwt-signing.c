@@ -3,10 +3,10 @@
  * refused (none, HS256 with the public key as secret, RS512 ...), keys
  * embedded in the header, crit, typ and kid; a signature by another key or
  * over other claims, key types that cannot verify RS256, the issuer bound
- * to a key, key rotation, JWKS parsing (skipped and invalid keys); and the
- * developer IdP's mint helpers checked against OpenSSL directly. Claims
- * are test-oauth-jwt-claims.c, the compact form and JSON strictness
- * test-oauth-jwt-malformed.c.
+ * to a key, key rotation, JWKS parsing (skipped and invalid keys, the size
+ * limit); and the developer IdP's mint helpers checked against OpenSSL
+ * directly. Claims are test-oauth-jwt-claims.c, the compact form and JSON
+ * strictness test-oauth-jwt-malformed.c.
  */
 #include "config.h"
 
@@ -16,13 +16,19 @@
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rsa.h>
 
 #include "mamd-idp-mint.h"
 #include "mamd-json.h"
 #include "mamd-test-jwt-util.h"
 
+/* mamd_jwks_parse () takes documents of up to 256 KiB (mamd-oauth-jwks.h) */
+#define JWKS_MAX_LEN (256 * 1024)
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_PKEY_CTX, EVP_PKEY_CTX_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OSSL_PARAM, OSSL_PARAM_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ECDSA_SIG, ECDSA_SIG_free)
 
 /* ---- the header ---- */
@@ -214,26 +220,116 @@ test_other_key_signature (void)
   assert_refused (tampered, MAMD_ERROR_INVALID_TOKEN, "signature: ");
 }
 
+/* An RSA-PSS key with key_a's modulus and exponent: as long as key_a, so
+ * only the key type tells it apart. */
+static EVP_PKEY *
+rsa_pss_copy (EVP_PKEY *rsa)
+{
+  g_autoptr(EVP_PKEY_CTX) ctx = EVP_PKEY_CTX_new_from_name (NULL, "RSA-PSS", NULL);
+  g_autoptr(OSSL_PARAM) params = NULL;
+  EVP_PKEY *pss = NULL;
+
+  g_assert_cmpint (EVP_PKEY_todata (rsa, EVP_PKEY_PUBLIC_KEY, &params), ==, 1);
+  g_assert_cmpint (EVP_PKEY_fromdata_init (ctx), ==, 1);
+  g_assert_cmpint (EVP_PKEY_fromdata (ctx, &pss, EVP_PKEY_PUBLIC_KEY, params), ==, 1);
+  g_assert_cmpint (EVP_PKEY_get_base_id (pss), ==, EVP_PKEY_RSA_PSS);
+  g_assert_cmpint (EVP_PKEY_get_bits (pss), ==, 2048);
+  return pss;
+}
+
+/* An RS256 header over @claims with a DER ECDSA signature by key_ec of
+ * EVP_PKEY_get_size (key_ec) bytes, the length the validator compares the
+ * signature with. DER is shorter when r or s is; ECDSA is randomised, so
+ * signing again soon gives a signature of the full length. */
+static char *
+ec_signed_token (const char *claims)
+{
+  g_autofree char *header = header_with (NULL);
+  g_autofree char *header_b64 = b64 (header);
+  g_autofree char *claims_b64 = b64 (claims);
+  g_autofree char *input = g_strdup_printf ("%s.%s", header_b64, claims_b64);
+  g_autofree char *sig_b64 = NULL;
+  gsize want = (gsize) EVP_PKEY_get_size (key_ec);
+  guint8 der[256];
+  gsize der_len = 0;
+
+  g_assert_cmpuint (want, <=, sizeof der);
+  for (guint attempt = 0; attempt < 200 && der_len != want; attempt++)
+    {
+      g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new ();
+
+      der_len = sizeof der;
+      g_assert_cmpint (EVP_DigestSignInit_ex (ctx, NULL, "SHA256", NULL, NULL, key_ec, NULL),
+                       ==, 1);
+      g_assert_cmpint (EVP_DigestSign (ctx, der, &der_len, (const guint8 *) input,
+                                       strlen (input)), ==, 1);
+    }
+  g_assert_cmpuint (der_len, ==, want);
+  sig_b64 = mamd_base64url_encode (der, der_len);
+  return g_strdup_printf ("%s.%s", input, sig_b64);
+}
+
+/* What the validator's OpenSSL call would say of the signature: SHA-256
+ * with the key's default padding. */
+static gboolean
+signature_verifies (EVP_PKEY *key, const char *token)
+{
+  g_autoptr(EVP_MD_CTX) ctx = EVP_MD_CTX_new ();
+  const char *last_dot = strrchr (token, '.');
+  g_autofree guint8 *sig = NULL;
+  gsize sig_len = 0;
+
+  sig = mamd_base64url_decode (last_dot + 1, -1, &sig_len, NULL);
+  g_assert_nonnull (sig);
+  g_assert_cmpuint (sig_len, ==, (gsize) EVP_PKEY_get_size (key));
+  g_assert_cmpint (EVP_DigestVerifyInit (ctx, NULL, EVP_sha256 (), NULL, key), ==, 1);
+  return EVP_DigestVerify (ctx, sig, sig_len, (const guint8 *) token,
+                           (gsize) (last_dot - token)) == 1;
+}
+
+/* Each token is signed by the key it is checked with, with a signature of
+ * the key's length that OpenSSL accepts, over valid claims: only the rule
+ * binding RS256 to an RSA key of at least 2048 bits can refuse it. The
+ * RSA-PSS key is as long as key_a, so only the key type refuses that one;
+ * the small key is RSA, so only its size refuses it. */
 static void
 test_verify_key_type (void)
 {
+  g_autoptr(EVP_PKEY) key_pss = rsa_pss_copy (key_a);
+  g_autofree char *header = header_with (NULL); /* RS256, kid key-a */
   g_autofree char *claims = claims_with (NULL);
-  g_autofree char *token = token_for_claims (claims);
-  g_autoptr(MamdJwt) jwt = mamd_jwt_parse (token, NULL);
+  g_autofree char *small_token = sign (header, claims, "RS256", key_small);
+  g_autofree char *pss_token = sign (header, claims, "PS256", key_a);
+  g_autofree char *ec_token = ec_signed_token (claims);
+  g_autofree char *a_token = token_for_claims (claims);
   MamdJwtPolicy policy = policy_at (now);
   MamdJwk small = { (char *) "key-a", key_small, NULL };
+  MamdJwk pss = { (char *) "key-a", key_pss, NULL };
   MamdJwk ec = { (char *) "key-a", key_ec, NULL };
-  MamdJwk *keys[] = { &small, &ec };
+  struct { const char *why; MamdJwk *key; const char *token; } cases[] = {
+    { "1024-bit RSA key", &small, small_token },
+    { "2048-bit RSA-PSS key", &pss, pss_token },
+    { "P-256 key", &ec, ec_token },
+    /* a token of another key is refused for the key, not its signature */
+    { "1024-bit RSA key, key_a's token", &small, a_token },
+    { "P-256 key, key_a's token", &ec, a_token },
+  };
 
-  g_assert_nonnull (jwt);
-  for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(MamdIdentity) identity = mamd_jwt_verify (jwt, keys[i], &policy, &error);
+      g_autoptr(MamdJwt) jwt = mamd_jwt_parse (cases[i].token, &error);
+      g_autoptr(MamdIdentity) identity = NULL;
 
+      g_test_message ("case: %s", cases[i].why);
+      g_assert_no_error (error);
+      if (cases[i].token != a_token)
+        g_assert_true (signature_verifies (cases[i].key->key, cases[i].token));
+      identity = mamd_jwt_verify (jwt, cases[i].key, &policy, &error);
       g_assert_null (identity);
       g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
-      assert_message_starts (error, "signature: ");
+      g_assert_cmpstr (error->message, ==,
+                       "signature: key \"key-a\" is not an RSA key of at least 2048 bits");
     }
 }
 
@@ -410,10 +506,9 @@ test_jwks_invalid (void)
   g_autofree char *b = jwk_text_with (key_b, "same", NULL, NULL);
   g_autofree char *dup = jwks_text (a, b, NULL);
   g_autofree char *dup_member = g_strdup_printf ("{\"keys\":[%s],\"keys\":[]}", a);
-  g_autofree char *big = g_strnfill (256 * 1024 + 1, ' ');
   const char *texts[] = {
     "", "[]", "{}", "{\"keys\":{}}", "{\"keys\":\"x\"}", "{\"keys\":[]}", "{\"keys\":null}",
-    "{\"keys\":[{}]}", "not json", dup, dup_member, big,
+    "{\"keys\":[{}]}", "not json", dup, dup_member,
   };
   /* a kid listed twice is refused even when one of the keys would be
    * skipped: an EC key, an encryption key, one that is not even RSA */
@@ -442,6 +537,34 @@ test_jwks_invalid (void)
       g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
       assert_message_contains (error, "more than once");
     }
+}
+
+/* A valid JWKS padded with trailing whitespace (which JSON allows) is
+ * refused only for its size, and only once past the limit. */
+static void
+test_jwks_oversize (void)
+{
+  g_autofree char *a = jwk_text_with (key_a, "key-a", NULL, NULL);
+  g_autofree char *valid = jwks_text (a, NULL);
+  g_autoptr(GString) text = g_string_new (valid);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdJwks) keys = NULL;
+  g_autofree char *expected = g_strdup_printf ("document of %d bytes is larger than %d",
+                                               JWKS_MAX_LEN + 1, JWKS_MAX_LEN);
+
+  g_assert_cmpuint (text->len, <, JWKS_MAX_LEN);
+  while (text->len < JWKS_MAX_LEN)
+    g_string_append_c (text, ' ');
+  keys = mamd_jwks_parse (text->str, text->len, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (mamd_jwks_lookup (keys, "key-a"));
+  g_clear_pointer (&keys, mamd_jwks_unref);
+
+  g_string_append_c (text, ' ');
+  keys = mamd_jwks_parse (text->str, text->len, &error);
+  g_assert_null (keys);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
+  assert_message_contains (error, expected);
 }
 
 /* ---- the mint helpers themselves, checked with OpenSSL directly ---- */
@@ -545,6 +668,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/oauth/jwt/jwks/parse", test_jwks_parse);
   g_test_add_func ("/mamd/oauth/jwt/jwks/skipped", test_jwks_skipped);
   g_test_add_func ("/mamd/oauth/jwt/jwks/invalid", test_jwks_invalid);
+  g_test_add_func ("/mamd/oauth/jwt/jwks/oversize", test_jwks_oversize);
   g_test_add_func ("/mamd/oauth/jwt/mint/signatures", test_mint_signatures);
 
   ret = g_test_run ();
