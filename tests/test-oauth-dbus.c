@@ -3,7 +3,8 @@
  * mamd (MamdTestDaemon, --plugin-dir $BUILD/plugins/oauth) signs users in
  * against a loopback identity provider (MamdIdpServer) running in this
  * process: a valid sign-in, a token from another tenant, a slow provider
- * that must not hold up sign-ins with cached keys, and a reload that
+ * (a key request it holds until the test releases it) that must not hold
+ * up sign-ins with cached keys, and a reload that
  * checks the MAM service permission again. The in-process module tests
  * are in test-oauth-plugin.c.
  *
@@ -69,7 +70,9 @@ typedef struct {
 } DbusFixture;
 
 /* Writes servers.d/chat.conf: office365 against the fixture's provider,
- * @extra appended to its [office365] group. */
+ * @extra appended to its [office365] group. The longest HttpTimeout: a
+ * request the provider holds is never given up by the plugin before the
+ * test's own waits (WAIT_MS) end. */
 static void
 dbus_write_server (DbusFixture *f, const char *extra)
 {
@@ -77,7 +80,7 @@ dbus_write_server (DbusFixture *f, const char *extra)
 
   conf = g_strdup_printf ("[Server]\nEnable=true\nTenantId=%s\nClientId=%s\n"
                           "AuthService=office365\nAllowedPlatforms=ios\nAutoCreateUsers=true\n"
-                          "[office365]\nAuthority=%s\nHttpTimeout=60\n%s",
+                          "[office365]\nAuthority=%s\nHttpTimeout=300\n%s",
                           MAMD_TEST_TENANT_ID, MAMD_TEST_CLIENT_ID,
                           mamd_idp_server_get_authority (f->idp), extra != NULL ? extra : "");
   mamd_test_daemon_write_server (f->d, "chat", conf);
@@ -173,8 +176,20 @@ test_dbus_other_tenant (DbusFixture *f, gconstpointer data)
   g_clear_error (&wait.error);
 }
 
-/* A rotation makes the provider slow to answer for the new kid; a sign-in
- * whose key is cached goes through while that fetch hangs. */
+static gboolean
+request_held (gpointer user_data)
+{
+  return mamd_idp_server_get_n_held (user_data) > 0;
+}
+
+/* A slow provider without a clock: after a rotation the provider holds the
+ * JWKS request for the new kid until the test releases it. While the fetch
+ * is surely in flight, a sign-in whose key is cached goes through; once
+ * released, the held sign-in completes too. A mamd whose main loop waited
+ * for the fetch, or a plugin that queued every sign-in behind it, answers
+ * nothing while the request is held: the wait for the cached sign-in fails
+ * (HttpTimeout is longer than that wait, so the plugin never gives up the
+ * held request first). */
 static void
 test_dbus_slow_provider (DbusFixture *f, gconstpointer data)
 {
@@ -184,7 +199,9 @@ test_dbus_slow_provider (DbusFixture *f, gconstpointer data)
   g_autofree char *first = dbus_mint (f, MAMD_TEST_TENANT_ID, oid1);
   g_autofree char *cached = dbus_mint (f, MAMD_TEST_TENANT_ID, oid2);
   g_autofree char *rotated = NULL;
+  g_autoptr(GVariant) result = NULL;
   CallWait w1 = { 0 }, slow = { 0 }, fast = { 0 };
+  const char *object_id = NULL;
 
   sign_in_start (f->d, "chat", first, "device-1", &w1);
   call_wait (f->d, &w1);
@@ -193,15 +210,22 @@ test_dbus_slow_provider (DbusFixture *f, gconstpointer data)
 
   mamd_idp_server_rotate_key (f->idp);
   rotated = dbus_mint (f, MAMD_TEST_TENANT_ID, oid3);
-  /* far longer than a cached sign-in takes, well below HttpTimeout=60 */
-  mamd_idp_server_set_delay (f->idp, 5000);
+  mamd_idp_server_hold (f->idp, "/discovery/v2.0/keys");
   sign_in_start (f->d, "chat", rotated, "device-3", &slow);
+  g_assert_true (mamd_test_daemon_iterate_until (f->d, request_held, f->idp, WAIT_MS));
+
   sign_in_start (f->d, "chat", cached, "device-2", &fast);
-  call_wait (f->d, &fast);
+  g_assert_true (mamd_test_daemon_iterate_until (f->d, call_is_done, &fast, WAIT_MS));
   g_assert_no_error (fast.error);
   g_assert_false (slow.done);
+  g_assert_cmpuint (mamd_idp_server_get_n_held (f->idp), ==, 1);
+
+  mamd_idp_server_release (f->idp);
   call_wait (f->d, &slow);
   g_assert_no_error (slow.error);
+  g_variant_get (slow.reply, "(&o@a{sv})", NULL, &result);
+  g_assert_true (g_variant_lookup (result, "object-id", "&s", &object_id));
+  g_assert_cmpstr (object_id, ==, oid3);
   g_variant_unref (fast.reply);
   g_variant_unref (slow.reply);
 }

@@ -1,9 +1,10 @@
 /*
  * The signing-key cache against the real developer identity provider on
  * 127.0.0.1: discovery and caching, key rotation, a storm of unknown kids,
- * a provider that is down and one that is slow. Keys and tokens are made at
- * test time. Nothing asserts on elapsed time: results are checked by request
- * counts and by the order in which callbacks ran. The HTTP client's rules
+ * a provider that is down and one that is slow (a request it holds until
+ * the test releases it). Keys and tokens are made at test time. Nothing
+ * asserts on elapsed time: results are checked by request counts and by
+ * the order in which callbacks ran. The HTTP client's rules
  * and the MAM service permission check are test-oauth-http.c; the fixture
  * is mamd-test-oauth-keys-server.c.
  */
@@ -258,41 +259,71 @@ test_keys_provider_down (Fixture *fx, gconstpointer data)
 }
 
 static gboolean
-record_tick (gpointer data)
+flag_is_set (gpointer data)
 {
-  guint *tick = data;
-
-  *tick = ++order_counter;
-  return G_SOURCE_REMOVE;
+  return *(gboolean *) data;
 }
 
+static gboolean
+request_held (gpointer data)
+{
+  return mamd_idp_server_get_n_held (data) > 0;
+}
+
+/* Runs the main context until @condition holds. Unlike iterate_until (), a
+ * wait that would never end fails the test: the guard is far longer than
+ * any answer here takes, and no result depends on how long anything took. */
+static void
+wait_until (gboolean (*condition) (gpointer data), gpointer data)
+{
+  gboolean timed_out = FALSE;
+  g_autoptr(GSource) guard = g_timeout_source_new_seconds (60);
+
+  g_source_set_callback (guard, set_flag, &timed_out, NULL);
+  g_source_attach (guard, NULL);
+  while (!condition (data) && !timed_out)
+    g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (guard);
+  g_assert_true (condition (data));
+}
+
+/* A slow provider without a clock: the provider holds the JWKS request for
+ * a new kid unanswered until the test releases it. While it is held, a
+ * lookup of a cached kid is answered. A cache that queued every lookup
+ * behind the fetch in flight, or a fetch that blocked the main loop (the
+ * provider runs on it too), answers nothing while the request is held, and
+ * the wait for the cached lookup fails (or the slow lookup ends first, with
+ * the error of a fetch given up). */
 static void
 test_keys_slow_provider (Fixture *fx, gconstpointer data)
 {
   g_autoptr(MamdOauthKeys) keys = mamd_oauth_keys_new (fx->http, fx->discovery_url, 3600, 0);
   g_autofree char *cached_kid = g_strdup (mamd_idp_server_get_current_kid (fx->idp));
   Lookup slow = { 0 }, fast = { 0 };
-  guint tick = 0;
 
   lookup_run (keys, cached_kid, &fast);
   g_assert_no_error (fast.error);
 
-  /* the provider now takes 2 s; a new kid needs it */
+  /* a new kid needs the JWKS again: held, so the fetch is surely in flight */
   mamd_idp_server_rotate_key (fx->idp);
-  mamd_idp_server_set_delay (fx->idp, 2000);
+  mamd_idp_server_hold (fx->idp, JWKS_PATH);
   lookup_start (keys, mamd_idp_server_get_current_kid (fx->idp), &slow);
-  g_timeout_add (50, record_tick, &tick);
-  lookup_start (keys, cached_kid, &fast);
+  wait_until (request_held, fx->idp);
 
-  iterate_until (&slow.done);
-  g_assert_no_error (slow.error);
+  lookup_start (keys, cached_kid, &fast);
+  wait_until (flag_is_set, &fast.done);
   g_assert_no_error (fast.error);
-  /* the cached lookup and an unrelated timer both ran while the fetch was
-   * in flight: the main loop was never blocked */
-  g_assert_true (fast.done);
-  g_assert_cmpuint (tick, !=, 0);
+  g_assert_cmpstr (fast.key->kid, ==, cached_kid);
+  g_assert_false (slow.done);
+  g_assert_cmpuint (mamd_idp_server_get_n_held (fx->idp), ==, 1);
+
+  /* answered now, with the rotated key */
+  mamd_idp_server_release (fx->idp);
+  wait_until (flag_is_set, &slow.done);
+  g_assert_no_error (slow.error);
+  g_assert_cmpstr (slow.key->kid, ==, mamd_idp_server_get_current_kid (fx->idp));
+  g_assert_cmpuint (idp_count (fx, JWKS_PATH), ==, 2);
   g_assert_cmpuint (fast.order, <, slow.order);
-  g_assert_cmpuint (tick, <, slow.order);
   lookup_clear (&slow);
   lookup_clear (&fast);
 }

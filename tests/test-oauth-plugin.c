@@ -18,57 +18,9 @@
 
 #include "mamd-idp-mint.h"
 #include "mamd-idp-server.h"
-#include "mamd-plugin-loader.h"
 #include "mamd-test-oauth-util.h"
 
 /* ---- helpers ---- */
-
-static MamdPlugin *
-get_plugin (void)
-{
-  static MamdPluginLoader *loader;
-  MamdPlugin *plugin;
-
-  if (loader == NULL)
-    {
-      g_autofree char *path = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "plugins",
-                                                "oauth", "mamd-oauth.so", NULL);
-      const MamdPluginEntry *entry;
-
-      loader = mamd_plugin_loader_new ();
-      entry = mamd_plugin_loader_load_module (loader, path);
-      g_assert_nonnull (entry);
-      g_assert_cmpstr (entry->disabled_reason, ==, NULL);
-    }
-  plugin = mamd_plugin_loader_lookup (loader, "office365");
-  g_assert_nonnull (plugin);
-  return plugin;
-}
-
-/* A server's key file with [Server] from the arguments and @group_text
- * (may be NULL: no [office365] group at all). */
-static GObject *
-load_config_full (const char *tenant, const char *client, const char *server_extra,
-                  const char *group_text, GError **error)
-{
-  g_autoptr(GKeyFile) keyfile = g_key_file_new ();
-  g_autofree char *text = NULL;
-  g_autoptr(GError) parse_error = NULL;
-
-  text = g_strdup_printf ("[Server]\nEnable=true\nAuthService=office365\n%s%s%s",
-                          server_extra != NULL ? server_extra : "",
-                          group_text != NULL ? "[" GROUP "]\n" : "",
-                          group_text != NULL ? group_text : "");
-  g_key_file_load_from_data (keyfile, text, -1, G_KEY_FILE_NONE, &parse_error);
-  g_assert_no_error (parse_error);
-  return mamd_plugin_load_config (get_plugin (), "chat", tenant, client, keyfile, GROUP, error);
-}
-
-static GObject *
-load_config (const char *group_text, GError **error)
-{
-  return load_config_full (TENANT, CLIENT, NULL, group_text, error);
-}
 
 static char *
 findings_text (GObject *config)
@@ -85,53 +37,6 @@ assert_contains (const char *haystack, const char *needle)
 {
   if (strstr (haystack, needle) == NULL)
     g_error ("\"%s\" not found in \"%s\"", needle, haystack);
-}
-
-typedef struct {
-  gboolean done;
-  MamdIdentity *identity;
-  GError *error;
-} AuthWait;
-
-static void
-on_authenticated (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  AuthWait *wait = user_data;
-
-  wait->identity = mamd_plugin_authenticate_finish (MAMD_PLUGIN (source), result, &wait->error);
-  wait->done = TRUE;
-}
-
-static void
-auth_start (GObject *config, GVariant *credential, AuthWait *wait)
-{
-  mamd_plugin_authenticate_async (get_plugin (), config, credential, NULL, on_authenticated,
-                                  wait);
-}
-
-static void
-auth_wait (AuthWait *wait)
-{
-  wait_for_flag (&wait->done);
-}
-
-/* Authenticates @token with @config; the identity, or NULL with @error. */
-static MamdIdentity *
-authenticate (GObject *config, const char *token, GError **error)
-{
-  g_autoptr(GVariant) credential = token_credential (token);
-  AuthWait wait = { 0 };
-
-  auth_start (config, credential, &wait);
-  auth_wait (&wait);
-  if (wait.error != NULL)
-    {
-      g_assert_null (wait.identity);
-      /* no credential ever reaches a message */
-      g_assert_null (strstr (wait.error->message, token));
-      g_propagate_error (error, wait.error);
-    }
-  return wait.identity;
 }
 
 static char *
@@ -593,8 +498,10 @@ test_authenticate_unknown_kid (void)
 
 /* A reload reads the CA file again: while it is unchanged the new config
  * shares the key cache (no fetch), once it is replaced the cache starts
- * afresh with an HTTP client that trusts the new file, and the old cache,
- * which no live config uses, is dropped. */
+ * afresh (a new HTTP client, made from the new file), and the old cache,
+ * which no live config uses, is dropped. The provider here is plain http,
+ * which never consults the CA file: that the new client trusts the new
+ * file, and only it, is test-oauth-tls.c's ca-file-reload, over TLS. */
 static void
 test_ca_file_reload (void)
 {

@@ -33,34 +33,28 @@ struct _MamdIdpServer {
 
   GHashTable *clients;    /* "<tid> <client id>" -> secret */
   gboolean down;
-  guint delay_ms;
+  gboolean holding;
+  char *hold_suffix;      /* NULL: hold every path */
   char *token_error;      /* "AADSTS<n>" or NULL */
   GHashTable *counts;     /* path -> count */
-  GPtrArray *delayed;     /* Delayed*, answers held back by the delay */
+  GPtrArray *held;        /* Held*, requests paused until mamd_idp_server_release () */
 };
 
 G_DEFINE_TYPE (MamdIdpServer, mamd_idp_server, G_TYPE_OBJECT)
 
 typedef struct {
-  MamdIdpServer *self;
   SoupServerMessage *msg;
   char *path;
-  GSource *source;
-} Delayed;
+} Held;
 
 static void
-delayed_free (gpointer data)
+held_free (gpointer data)
 {
-  Delayed *delayed = data;
+  Held *held = data;
 
-  if (delayed->source != NULL)
-    {
-      g_source_destroy (delayed->source);
-      g_source_unref (delayed->source);
-    }
-  g_object_unref (delayed->msg);
-  g_free (delayed->path);
-  g_free (delayed);
+  g_object_unref (held->msg);
+  g_free (held->path);
+  g_free (held);
 }
 
 /* ---- answers ---- */
@@ -414,41 +408,24 @@ respond (MamdIdpServer *self, SoupServerMessage *msg, const char *path)
     soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
 }
 
-static gboolean
-delayed_due (gpointer user_data)
-{
-  Delayed *delayed = user_data;
-  MamdIdpServer *self = delayed->self;
-
-  g_clear_pointer (&delayed->source, g_source_unref);
-  respond (self, delayed->msg, delayed->path);
-  soup_server_message_unpause (delayed->msg);
-  g_ptr_array_remove_fast (self->delayed, delayed);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 handle_request (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
                 gpointer user_data)
 {
   MamdIdpServer *self = user_data;
   guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->counts, path));
-  Delayed *delayed;
+  Held *held;
 
   g_hash_table_insert (self->counts, g_strdup (path), GUINT_TO_POINTER (count + 1));
-  if (self->delay_ms == 0)
+  if (!self->holding || (self->hold_suffix != NULL && !g_str_has_suffix (path, self->hold_suffix)))
     {
       respond (self, msg, path);
       return;
     }
-  delayed = g_new0 (Delayed, 1);
-  delayed->self = self;
-  delayed->msg = g_object_ref (msg);
-  delayed->path = g_strdup (path);
-  delayed->source = g_timeout_source_new (self->delay_ms);
-  g_source_set_callback (delayed->source, delayed_due, delayed, NULL);
-  g_source_attach (delayed->source, g_main_context_get_thread_default ());
-  g_ptr_array_add (self->delayed, delayed);
+  held = g_new0 (Held, 1);
+  held->msg = g_object_ref (msg);
+  held->path = g_strdup (path);
+  g_ptr_array_add (self->held, held);
   soup_server_message_pause (msg);
 }
 
@@ -475,18 +452,31 @@ new_key (MamdIdpServer *self, GError **error)
 MamdIdpServer *
 mamd_idp_server_new (guint port, GError **error)
 {
+  return mamd_idp_server_new_full (port, NULL, error);
+}
+
+MamdIdpServer *
+mamd_idp_server_new_full (guint port, GTlsCertificate *certificate, GError **error)
+{
   g_autoptr(MamdIdpServer) self = g_object_new (MAMD_TYPE_IDP_SERVER, NULL);
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) address = NULL;
+  SoupServerListenOptions options = 0;
   GSList *listeners;
   int bound = -1;
 
   g_return_val_if_fail (port <= G_MAXUINT16, NULL);
+  g_return_val_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate), NULL);
 
   if (!new_key (self, error))
     return NULL;
+  if (certificate != NULL)
+    {
+      soup_server_set_tls_certificate (self->server, certificate);
+      options = SOUP_SERVER_LISTEN_HTTPS;
+    }
   address = g_inet_socket_address_new (loopback, (guint16) port);
-  if (!soup_server_listen (self->server, address, 0, error))
+  if (!soup_server_listen (self->server, address, options, error))
     {
       g_prefix_error (error, "cannot listen on 127.0.0.1:%u: ", port);
       return NULL;
@@ -506,7 +496,8 @@ mamd_idp_server_new (guint port, GError **error)
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_FAILED, "no listening port");
       return NULL;
     }
-  self->authority = g_strdup_printf ("http://127.0.0.1:%d", bound);
+  self->authority = g_strdup_printf ("%s://127.0.0.1:%d", certificate != NULL ? "https" : "http",
+                                     bound);
   return g_steal_pointer (&self);
 }
 
@@ -642,10 +633,41 @@ mamd_idp_server_set_down (MamdIdpServer *self, gboolean down)
 }
 
 void
-mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms)
+mamd_idp_server_hold (MamdIdpServer *self, const char *path_suffix)
 {
   g_return_if_fail (MAMD_IS_IDP_SERVER (self));
-  self->delay_ms = delay_ms;
+
+  self->holding = TRUE;
+  g_free (self->hold_suffix);
+  self->hold_suffix = g_strdup (path_suffix);
+}
+
+void
+mamd_idp_server_release (MamdIdpServer *self)
+{
+  g_autoptr(GPtrArray) held = NULL;
+
+  g_return_if_fail (MAMD_IS_IDP_SERVER (self));
+
+  self->holding = FALSE;
+  g_clear_pointer (&self->hold_suffix, g_free);
+  held = g_steal_pointer (&self->held);
+  self->held = g_ptr_array_new_with_free_func (held_free);
+  for (guint i = 0; i < held->len; i++)
+    {
+      Held *h = g_ptr_array_index (held, i);
+
+      /* a client that gave up meanwhile just finds its connection closed */
+      respond (self, h->msg, h->path);
+      soup_server_message_unpause (h->msg);
+    }
+}
+
+guint
+mamd_idp_server_get_n_held (MamdIdpServer *self)
+{
+  g_return_val_if_fail (MAMD_IS_IDP_SERVER (self), 0);
+  return self->held->len;
 }
 
 void
@@ -689,7 +711,7 @@ mamd_idp_server_dispose (GObject *object)
 
   if (self->server != NULL)
     soup_server_disconnect (self->server);
-  g_clear_pointer (&self->delayed, g_ptr_array_unref);
+  g_clear_pointer (&self->held, g_ptr_array_unref);
   g_clear_object (&self->server);
   G_OBJECT_CLASS (mamd_idp_server_parent_class)->dispose (object);
 }
@@ -709,6 +731,7 @@ mamd_idp_server_finalize (GObject *object)
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->counts);
   g_free (self->token_error);
+  g_free (self->hold_suffix);
   G_OBJECT_CLASS (mamd_idp_server_parent_class)->finalize (object);
 }
 
@@ -728,5 +751,5 @@ mamd_idp_server_init (MamdIdpServer *self)
   soup_server_add_handler (self->server, NULL, handle_request, self, NULL);
   self->clients = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  self->delayed = g_ptr_array_new_with_free_func (delayed_free);
+  self->held = g_ptr_array_new_with_free_func (held_free);
 }

@@ -8,8 +8,9 @@
  * Keys rotate on demand (mamd_idp_server_rotate_key): the new key is
  * published and signs new tokens, the previous one stays published until the
  * next rotation. Failure injection for tests: down (503 everywhere),
- * per-request delay, AADSTS650057 from the token endpoint, any other AADSTS
- * error. Counts requests per path.
+ * requests held unanswered until the test releases them, AADSTS650057 from
+ * the token endpoint, any other AADSTS error. Counts requests per path.
+ * Plain http, or https with a certificate the caller provides.
  */
 #pragma once
 
@@ -25,7 +26,12 @@ G_DECLARE_FINAL_TYPE (MamdIdpServer, mamd_idp_server, MAMD, IDP_SERVER, GObject)
 
 /* Listens on 127.0.0.1, @port 0 = any free port. */
 MamdIdpServer *mamd_idp_server_new (guint port, GError **error);
-/* "http://127.0.0.1:<port>": use as the plugin's Authority. */
+/* The same over TLS when @certificate (with its private key; may be NULL
+ * for plain http) is given: the authority and every URL the provider
+ * advertises are then https. */
+MamdIdpServer *mamd_idp_server_new_full (guint port, GTlsCertificate *certificate,
+                                         GError **error);
+/* "http://127.0.0.1:<port>" (or https): use as the plugin's Authority. */
 const char *mamd_idp_server_get_authority (MamdIdpServer *self);
 /* Registers a confidential client allowed to get MAM service tokens. */
 void mamd_idp_server_add_client (MamdIdpServer *self, const char *tenant_id,
@@ -54,7 +60,17 @@ char *mamd_idp_server_mint_custom (MamdIdpServer *self, const char *tenant_id,
                                    const char *const *without, GError **error);
 
 void mamd_idp_server_set_down (MamdIdpServer *self, gboolean down);
-void mamd_idp_server_set_delay (MamdIdpServer *self, guint delay_ms);
+/* From now on, requests for paths ending in @path_suffix (NULL: every
+ * path) are counted, then paused unanswered until mamd_idp_server_release ():
+ * a test learns from mamd_idp_server_get_n_held () that a fetch is in
+ * flight, and keeps it there for as long as it checks what must go on
+ * meanwhile, without timing anything. */
+void mamd_idp_server_hold (MamdIdpServer *self, const char *path_suffix);
+/* Stops holding and answers every held request from the provider's state
+ * now (its current keys, down or not). */
+void mamd_idp_server_release (MamdIdpServer *self);
+/* Requests held now (a client that gave up on one is not noticed). */
+guint mamd_idp_server_get_n_held (MamdIdpServer *self);
 /* NULL: tokens are issued. "AADSTS650057" -> 400 invalid_client with the
  * real message about the missing resource; other codes -> 400 with that code. */
 void mamd_idp_server_set_token_error (MamdIdpServer *self, const char *aadsts_code);
