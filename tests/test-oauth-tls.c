@@ -90,6 +90,8 @@ assert_untrusted (TlsFixture *fx, GObject *config, const char *token)
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE);
   g_test_message ("untrusted: %s", error->message);
   g_assert_nonnull (strstr (error->message, "TLS certificate"));
+  /* the hint names the setting to look at */
+  g_assert_nonnull (strstr (error->message, "check the authority URL and CaFile"));
   g_assert_cmpuint (mamd_idp_server_get_request_count (fx->idp, NULL), ==, 0);
 }
 

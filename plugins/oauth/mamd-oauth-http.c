@@ -137,8 +137,17 @@ request_fail_gerror (GTask *task, GError *error)
       g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "request cancelled");
       return;
     }
-  request_fail (task, MAMD_ERROR_KEY_UNAVAILABLE, "%s: check the network and the authority URL",
-                error->message);
+  if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE))
+    request_fail (task, MAMD_ERROR_KEY_UNAVAILABLE,
+                  "%s: the provider's TLS certificate is not trusted; check the authority URL "
+                  "and CaFile (unset: the system CA store)",
+                  error->message);
+  else if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_UNAVAILABLE))
+    request_fail (task, MAMD_ERROR_KEY_UNAVAILABLE,
+                  "%s: GIO has no TLS backend; install glib-networking", error->message);
+  else
+    request_fail (task, MAMD_ERROR_KEY_UNAVAILABLE, "%s: check the network and the authority URL",
+                  error->message);
 }
 
 static gboolean
