@@ -213,13 +213,16 @@ on_committed (const GError *store_error, gpointer user_data)
   g_free (held);
 }
 
-/* A read's reply waits for the commits under way (see MamdDbusMethod). */
+/* A reply waits for the commits under way when it may rest on their
+ * changes: a read's, and any error (a write refused because of a change not
+ * yet saved, a session signed out a moment ago, say). A write's success
+ * follows its own commit, and the commits before it are done by then. */
 static void
 call_reply (MamdDbusCall *call, GVariant *value, const GError *error)
 {
   HeldReply *held;
 
-  if (!call->method->reads) {
+  if (!call->method->reads && error == NULL) {
     call_send (call, value, error);
     return;
   }

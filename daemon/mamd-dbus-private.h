@@ -37,7 +37,8 @@ typedef struct {
   MamdDbusRole role;
   /* Changes nothing: the reply waits until every commit under way when it
    * was built is durable, so that it never shows a change a crash could
-   * still undo. A method that changes state replies after its own commit. */
+   * still undo. A method that changes state replies after its own commit;
+   * its errors wait like a read's reply. */
   gboolean reads;
   MamdDbusHandler handler;
 } MamdDbusMethod;

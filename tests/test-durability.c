@@ -418,42 +418,49 @@ test_disk_full (void)
   assert_store_integrity (d);
 }
 
-/* ---- reads wait for the commits under way ---- */
+/* ---- answers wait for the commits under way ---- */
 
 typedef struct {
-  GPtrArray *replies; /* "report" / "check", in arrival order */
-  GVariant *check;    /* CheckAccess's reply */
+  GPtrArray *order; /* labels of the calls, in the order their replies came */
+  GVariant *check;  /* CheckAccess's reply */
+  GError *report_b; /* the second ReportEnrollment's error */
 } Replies;
 
+typedef struct {
+  Replies *r;
+  const char *label;
+} Pending;
+
 static void
-on_report_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+on_reply (GObject *source, GAsyncResult *res, gpointer user_data)
 {
-  Replies *r = user_data;
+  Pending *p = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res,
                                                              &error);
 
+  if (g_str_equal (p->label, "check"))
+    p->r->check = g_steal_pointer (&reply);
+  if (g_str_equal (p->label, "report-b"))
+    p->r->report_b = g_steal_pointer (&error);
   g_assert_no_error (error);
-  g_ptr_array_add (r->replies, "report");
+  g_ptr_array_add (p->r->order, (gpointer) p->label);
 }
 
 static void
-on_check_reply (GObject *source, GAsyncResult *res, gpointer user_data)
+call (MamdTestDaemon *d, const char *method, GVariant *args, Pending *p)
 {
-  Replies *r = user_data;
-  g_autoptr(GError) error = NULL;
-
-  r->check = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res, &error);
-  g_assert_no_error (error);
-  g_ptr_array_add (r->replies, "check");
+  g_dbus_connection_call (mamd_test_daemon_get_connection (d), "org.mamd.Mamd1",
+                          "/org/mamd/Mamd1", MANAGER_IFACE, method, args, NULL,
+                          G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, on_reply, p);
 }
 
 static gboolean
-both_replied (gpointer user_data)
+all_replied (gpointer user_data)
 {
   Replies *r = user_data;
 
-  return r->replies->len == 2;
+  return r->order->len == 4;
 }
 
 static gboolean
@@ -462,22 +469,29 @@ never (gpointer user_data)
   return FALSE;
 }
 
-/* CheckAccess right after a successful enrollment report must not say
- * "allowed" before the enrollment is durable: a crash in between would
- * revert it. Another program holds the store's write lock, so the report's
- * commit waits; the check must wait with it and answer after the report. */
+/* No answer may show a change that a crash could still undo. Another
+ * program holds the store's write lock, so commits wait. CheckAccess right
+ * after a successful enrollment report must not say "allowed" before the
+ * report is durable; a report on a session signed out a moment ago must not
+ * say NotFound before the sign-out is durable. On one connection mamd
+ * handles the calls in order; each answer must come after the one it rests
+ * on. */
 static void
-test_read_waits_for_commit (void)
+test_answers_wait_for_commits (void)
 {
   g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) signed_in = NULL;
-  g_autofree char *oid = mamd_test_random_guid ();
-  g_autofree char *path = NULL;
+  g_autoptr(GVariant) a = NULL;
+  g_autoptr(GVariant) b = NULL;
+  g_autofree char *oid_a = mamd_test_random_guid ();
+  g_autofree char *oid_b = mamd_test_random_guid ();
+  g_autofree char *path_a = NULL;
+  g_autofree char *path_b = NULL;
   g_autofree char *db_path = NULL;
   g_autoptr(GPtrArray) order = g_ptr_array_new ();
-  Replies r = { order, NULL };
-  GDBusConnection *connection;
+  Replies r = { order, NULL, NULL };
+  Pending report_a = { &r, "report-a" }, check = { &r, "check" };
+  Pending sign_out = { &r, "sign-out-b" }, report_b = { &r, "report-b" };
   sqlite3 *db = NULL;
   gboolean allowed;
   const char *state;
@@ -485,7 +499,9 @@ test_read_waits_for_commit (void)
   mamd_test_daemon_write_default_setup (d, SERVER);
   mamd_test_daemon_start (d, &error);
   g_assert_no_error (error);
-  signed_in = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path, &error);
+  a = mamd_test_daemon_sign_in (d, SERVER, oid_a, "ios", "device-a", &path_a, &error);
+  g_assert_no_error (error);
+  b = mamd_test_daemon_sign_in (d, SERVER, oid_b, "ios", "device-b", &path_b, &error);
   g_assert_no_error (error);
 
   db_path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db", NULL);
@@ -493,30 +509,33 @@ test_read_waits_for_commit (void)
   sqlite3_busy_timeout (db, WAIT_MS);
   g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
 
-  /* one connection: mamd handles the report before the check */
-  connection = mamd_test_daemon_get_connection (d);
-  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
-                          "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1),
-                          G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
-                          on_report_reply, &r);
-  g_dbus_connection_call (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE,
-                          "CheckAccess", g_variant_new ("(o)", path),
-                          G_VARIANT_TYPE ("(bss)"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
-                          on_check_reply, &r);
-  /* while the lock is held (well inside mamd's 5 s busy timeout), nothing
-   * may answer; a check that does not wait answers at once */
+  call (d, "ReportEnrollment", g_variant_new ("(osi)", path_a, "success", -1), &report_a);
+  call (d, "CheckAccess", g_variant_new ("(o)", path_a), &check);
+  call (d, "SignOut", g_variant_new ("(o)", path_b), &sign_out);
+  call (d, "ReportEnrollment", g_variant_new ("(osi)", path_b, "success", -1), &report_b);
+  /* while the lock is held (mamd waits it out), nothing may answer; an
+   * answer that does not wait comes at once */
   mamd_test_daemon_iterate_until (d, never, NULL, 500);
   g_assert_cmpuint (order->len, ==, 0);
 
   g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
   sqlite3_close (db);
-  g_assert_true (mamd_test_daemon_iterate_until (d, both_replied, &r, WAIT_MS));
-  g_assert_cmpstr (g_ptr_array_index (order, 0), ==, "report");
+  g_assert_true (mamd_test_daemon_iterate_until (d, all_replied, &r, WAIT_MS));
+  g_assert_cmpstr (g_ptr_array_index (order, 0), ==, "report-a");
   g_assert_cmpstr (g_ptr_array_index (order, 1), ==, "check");
+  g_assert_cmpstr (g_ptr_array_index (order, 2), ==, "sign-out-b");
+  g_assert_cmpstr (g_ptr_array_index (order, 3), ==, "report-b");
   g_variant_get (r.check, "(b&s&s)", &allowed, &state, NULL);
   g_assert_true (allowed);
   g_assert_cmpstr (state, ==, "enrolled");
   g_variant_unref (r.check);
+  g_assert_nonnull (r.report_b);
+  g_assert_true (g_dbus_error_is_remote_error (r.report_b));
+  {
+    g_autofree char *name = g_dbus_error_get_remote_error (r.report_b);
+    g_assert_cmpstr (name, ==, "org.mamd.Mamd1.Error.NotFound");
+  }
+  g_error_free (r.report_b);
   g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
 }
 
@@ -527,6 +546,6 @@ main (int argc, char **argv)
   (void) mamd_error_quark ();
   g_test_add_func ("/mamd/durability/sigkill-mid-burst", test_kill_rounds);
   g_test_add_func ("/mamd/durability/disk-full", test_disk_full);
-  g_test_add_func ("/mamd/durability/read-waits-for-commit", test_read_waits_for_commit);
+  g_test_add_func ("/mamd/durability/answers-wait-for-commits", test_answers_wait_for_commits);
   return g_test_run ();
 }
