@@ -208,20 +208,16 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
  * say) is waited out, with a warning each time the busy timeout runs out,
  * instead of failing the batch and stopping mamd: nothing is written before
  * BEGIN succeeds, so trying again is safe, and no caller is answered
- * meanwhile. Only disposing of the store gives up. */
+ * meanwhile. A stop waits too (the queued tasks keep the store alive), until
+ * the service manager's stop timeout kills mamd; nothing acknowledged is
+ * lost. */
 static int
 begin_batch (MamdStoreSqlite *self)
 {
   for (guint64 tries = 1;; tries++) {
     int rc = run_stmt (self->stmts[STMT_BEGIN]);
-    gboolean stopping;
 
     if (rc != SQLITE_BUSY)
-      return rc;
-    g_mutex_lock (&self->lock);
-    stopping = self->stopping;
-    g_mutex_unlock (&self->lock);
-    if (stopping)
       return rc;
     g_warning ("%s is locked by another program (for %" G_GUINT64_FORMAT " s now): "
                "changes wait, unanswered, until it lets go; only mamd may write it",
