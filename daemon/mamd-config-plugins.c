@@ -32,14 +32,16 @@ nameless_modules (MamdPluginLoader *plugins)
   return g_string_free (text, FALSE);
 }
 
-/* @nameless: from nameless_modules () when there is no @entry */
-static void
+/* @nameless: from nameless_modules () when there is no @entry. Returns a
+ * copy of the line of a group no module provides, else NULL. */
+static char *
 add_unusable (const MamdServerConfig *server, const char *method, gboolean from_group,
               const MamdPluginEntry *entry, const char *nameless, GPtrArray *unusable)
 {
   const char *reason =
     entry != NULL && entry->disabled_reason != NULL ? entry->disabled_reason : "";
   g_autofree char *line = NULL;
+  char *unknown = NULL;
 
   if (from_group && entry != NULL)
     line = g_strdup_printf ("%s: [%s]: skipped, the plugin for method '%s' is disabled: %s",
@@ -55,14 +57,19 @@ add_unusable (const MamdServerConfig *server, const char *method, gboolean from_
     line = g_strdup_printf ("%s: [Server] AuthService: no plugin provides method '%s'%s",
                             server->path, method, nameless);
 
+  if (from_group && entry == NULL)
+    unknown = g_strdup (line);
   if (unusable != NULL)
     g_ptr_array_add (unusable, g_steal_pointer (&line));
   else if (from_group)
-    g_warning ("%s", line);
+    g_warning ("%s; the server refuses every sign-in until the group is fixed or its plugin "
+               "loads", line);
   /* else: the server's MAM gate says why its AuthService is unusable */
+  return unknown;
 }
 
-static void
+/* Returns add_unusable ()'s line of a group no module provides, else NULL. */
+static char *
 load_one (const MamdServerConfig *server, MamdPluginLoader *plugins, const char *method,
           gboolean from_group, GHashTable *configs, GPtrArray *problems, GPtrArray *unusable)
 {
@@ -72,49 +79,56 @@ load_one (const MamdServerConfig *server, MamdPluginLoader *plugins, const char 
   GObject *object;
 
   if (g_hash_table_contains (configs, g_intern_string (method)))
-    return;
+    return NULL;
   /* a misspelt group is an error, unless a module that could not say its
    * method may be the one it configures */
   if (entry == NULL && from_group && nameless[0] == '\0')
     {
       g_ptr_array_add (problems, g_strdup_printf ("%s: [%s]: no plugin provides method '%s'",
                                                   server->path, method, method));
-      return;
+      return NULL;
     }
   if (entry == NULL || entry->plugin == NULL)
-    {
-      add_unusable (server, method, from_group, entry, nameless, unusable);
-      return;
-    }
+    return add_unusable (server, method, from_group, entry, nameless, unusable);
   object = mamd_plugin_load_config (entry->plugin, server->id, server->tenant_id, server->client_id,
                                     server->keyfile, method, &error);
   if (object == NULL)
     {
       g_ptr_array_add (problems, g_strdup_printf ("%s: %s", server->path, error->message));
-      return;
+      return NULL;
     }
   g_hash_table_insert (configs, (gpointer) g_intern_string (method), object);
+  return NULL;
 }
 
-void
+char *
 mamd_config_plugins_load (const MamdServerConfig *server, MamdPluginLoader *plugins,
                           GHashTable *configs, GPtrArray *problems, GPtrArray *unusable)
 {
   const char *const *groups;
+  char *unknown = NULL;
 
-  g_return_if_fail (server != NULL);
-  g_return_if_fail (MAMD_IS_PLUGIN_LOADER (plugins));
-  g_return_if_fail (configs != NULL);
-  g_return_if_fail (problems != NULL);
+  g_return_val_if_fail (server != NULL, NULL);
+  g_return_val_if_fail (MAMD_IS_PLUGIN_LOADER (plugins), NULL);
+  g_return_val_if_fail (configs != NULL, NULL);
+  g_return_val_if_fail (problems != NULL, NULL);
 
   groups = (const char *const *) server->plugin_groups;
   for (guint i = 0; groups != NULL && groups[i] != NULL; i++)
-    load_one (server, plugins, groups[i], TRUE, configs, problems, unusable);
+    {
+      char *line = load_one (server, plugins, groups[i], TRUE, configs, problems, unusable);
+
+      if (unknown == NULL)
+        unknown = line;
+      else
+        g_free (line);
+    }
   /* the AuthService without a group of its own still gets a config (its
    * defaults); one with a group was loaded, or reported, just above */
   if (server->auth_service != NULL
       && (groups == NULL || !g_strv_contains (groups, server->auth_service)))
-    load_one (server, plugins, server->auth_service, FALSE, configs, problems, unusable);
+    g_free (load_one (server, plugins, server->auth_service, FALSE, configs, problems, unusable));
+  return unknown;
 }
 
 gboolean
@@ -133,7 +147,7 @@ mamd_config_plugins_check (const MamdConfig *config, MamdPluginLoader *plugins, 
       g_autoptr(GHashTable) configs =
         g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_object_unref);
 
-      mamd_config_plugins_load (server, plugins, configs, problems, unusable);
+      g_free (mamd_config_plugins_load (server, plugins, configs, problems, unusable));
     }
   return problems->len == before;
 }

@@ -26,9 +26,17 @@ G_BEGIN_DECLS
  * those servers are loaded without that config. With @unusable NULL, mamd's
  * choice, such a group is logged as a warning (the AuthService shows in the
  * server's MAM gate instead); otherwise a line for each is appended to
- * @unusable and nothing is logged. */
-void mamd_config_plugins_load (const MamdServerConfig *server, MamdPluginLoader *plugins,
-                               GHashTable *configs, GPtrArray *problems, GPtrArray *unusable);
+ * @unusable and nothing is logged.
+ *
+ * A group naming a method no module provides is such a problem, except
+ * while some module failed before it could name its method (an ABI bump
+ * leaves a plugin not yet rebuilt): the group may be that module's, so it
+ * is skipped like a disabled plugin's, and its line is also returned. The
+ * server must then refuse every sign-in, since the group may as well be a
+ * misspelt one whose settings would otherwise fall back to defaults.
+ * Returns NULL when no group was skipped that way (free the line). */
+char *mamd_config_plugins_load (const MamdServerConfig *server, MamdPluginLoader *plugins,
+                                GHashTable *configs, GPtrArray *problems, GPtrArray *unusable);
 
 /* mamd_config_plugins_load() for every server of @config, the configs
  * thrown away (never activated). Returns TRUE when no line was appended to

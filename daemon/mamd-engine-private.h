@@ -24,6 +24,8 @@ typedef struct {
   gboolean gate_open;
   gint gate_code;                 /* MamdError, -1 when open */
   char *gate_reason;              /* NULL when open */
+  char *unknown_group;            /* a skipped group no module provides: every sign-in
+                                     is refused (mamd_config_plugins_load) */
 } MamdEngineServer;
 
 struct _MamdEngine {

@@ -26,6 +26,7 @@ mamd_engine_server_free (MamdEngineServer *srv)
     return;
   g_clear_pointer (&srv->plugin_configs, g_hash_table_unref);
   g_free (srv->gate_reason);
+  g_free (srv->unknown_group);
   g_free (srv);
 }
 
@@ -71,6 +72,7 @@ mamd_engine_compute_gate (MamdEngine *self, MamdEngineServer *srv, GError **erro
   PluginGate gate = { 0 };
 
   input.server = config;
+  input.unknown_group = srv->unknown_group;
   input.license = self->license;
   input.license_reason = self->license_reason;
   input.now = mamd_engine_now (self) / G_USEC_PER_SEC;
@@ -322,7 +324,8 @@ build_servers (MamdEngine *self, const MamdConfig *config, GPtrArray *problems)
 
     g_hash_table_insert (servers, sc->id, srv);
     /* shared with mamctl check; NULL: a disabled plugin's group is logged */
-    mamd_config_plugins_load (sc, self->plugins, srv->plugin_configs, problems, NULL);
+    srv->unknown_group = mamd_config_plugins_load (sc, self->plugins, srv->plugin_configs,
+                                                   problems, NULL);
   }
   return servers;
 }

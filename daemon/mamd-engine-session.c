@@ -198,6 +198,11 @@ sign_in_find_plugin (MamdEngine *self, MamdEngineServer *srv, const char *method
   const MamdPluginEntry *entry = mamd_plugin_loader_lookup_entry (self->plugins, method);
   GObject *config;
 
+  /* also for methods MAM does not evaluate, whose settings may be the ones
+   * in a misspelt group */
+  if (!mamd_policy_check_groups (srv->config->id, srv->unknown_group,
+                                 MAMD_ERROR_PLUGIN_UNAVAILABLE, error))
+    return FALSE;
   if (entry == NULL || entry->plugin == NULL) {
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE,
                  "no enabled plugin provides authentication method '%s'%s%s%s: "

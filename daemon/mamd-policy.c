@@ -199,6 +199,19 @@ check_identifiers (const MamdServerConfig *server, GError **error)
 }
 
 gboolean
+mamd_policy_check_groups (const char *server_id, const char *unknown_group, MamdError code,
+                          GError **error)
+{
+  if (unknown_group == NULL)
+    return TRUE;
+  g_set_error (error, MAMD_ERROR, code,
+               "server %s refuses sign-ins: %s; rebuild or reinstall that plugin, or fix the "
+               "group's name, then reload",
+               server_id, unknown_group);
+  return FALSE;
+}
+
+gboolean
 mamd_policy_check_gate (const MamdGateInput *input, GError **error)
 {
   const MamdServerConfig *server = input->server;
@@ -210,6 +223,8 @@ mamd_policy_check_gate (const MamdGateInput *input, GError **error)
                  server->id, server_file (server));
     return FALSE;
   }
+  if (!mamd_policy_check_groups (server->id, input->unknown_group, MAMD_ERROR_FORBIDDEN, error))
+    return FALSE;
   if (!check_auth_service (input, error))
     return FALSE;
   if (!check_license (input, error))

@@ -22,6 +22,7 @@ typedef gboolean (*MamdPolicyPluginGateFunc) (gpointer user_data, GError **error
 
 typedef struct {
   const MamdServerConfig *server;
+  const char *unknown_group;         /* why a group of the server was skipped, or NULL */
   const MamdPluginEntry *auth_entry; /* entry for server->auth_service, NULL when none */
   const MamdLicense *license;        /* NULL when there is no usable licence */
   const char *license_reason;        /* why there is none (when @license is NULL) */
@@ -36,8 +37,15 @@ gboolean mamd_policy_mam_required (const MamdServerConfig *server, const char *m
 
 /* The server's MAM gate: first failing condition wins, in the guide's
  * order (Enable, AuthService, its plugin, licence, TenantId, ClientId,
- * Scope, the plugin's own check). FALSE with the error naming it. */
+ * Scope, the plugin's own check), after Enable a group skipped because no
+ * module provides it. FALSE with the error naming it. */
 gboolean mamd_policy_check_gate (const MamdGateInput *input, GError **error);
+
+/* A server with a group skipped because no module provides it (its
+ * settings may sit in a misspelt group) refuses every sign-in: FALSE with
+ * @code naming @unknown_group, TRUE when it is NULL. */
+gboolean mamd_policy_check_groups (const char *server_id, const char *unknown_group,
+                                   MamdError code, GError **error);
 
 /* Whether a sign-in of @method on @server may create the missing user
  * record of @object_id: the server's AutoCreateUsers and the plugin's
