@@ -410,11 +410,19 @@ mamd_policy_access (MamdSessionState state, const char *session_reason,
     }
     *reason = gate_reason != NULL ? gate_reason : "the Intune MAM gate of the server is closed";
     return FALSE;
+  /* restricted: while the gate is closed, its error (NotLicensed, say, with
+   * its next step) is what stands in the way, not the enrollment */
   case MAMD_SESSION_STATE_ENROLLMENT_REQUIRED:
-    *reason = session_reason != NULL ? session_reason : "Intune MAM enrollment is required";
+    if (mam_required && !gate_open && gate_reason != NULL)
+      *reason = gate_reason;
+    else
+      *reason = session_reason != NULL ? session_reason : "Intune MAM enrollment is required";
     return FALSE;
   case MAMD_SESSION_STATE_DECLINED:
-    *reason = session_reason != NULL ? session_reason : "Intune MAM enrollment was declined";
+    if (mam_required && !gate_open && gate_reason != NULL)
+      *reason = gate_reason;
+    else
+      *reason = session_reason != NULL ? session_reason : "Intune MAM enrollment was declined";
     return FALSE;
   case MAMD_SESSION_STATE_REVOKED:
   default:
@@ -458,7 +466,10 @@ mamd_policy_reevaluate (const MamdSessionRecord *session, const MamdServerConfig
                               server->id, server->tenant_id,
                               session->tenant_id != NULL ? session->tenant_id : "(none)");
     *new_state = MAMD_SESSION_STATE_REVOKED;
-  } else if (now_required && state == MAMD_SESSION_STATE_ACTIVE) {
+  } else if (now_required && !session->mam_required &&
+             (state == MAMD_SESSION_STATE_ACTIVE || state == MAMD_SESSION_STATE_ENROLLED)) {
+    /* newly required, also for a session enrolled before MAM was switched
+     * off: its enrollment may not hold any more, and nobody bypasses it */
     if (g_strcmp0 (session->platform, "ios") != 0) {
       reason = g_strdup_printf ("Intune MAM now applies to server %s but supports iOS only; "
                                 "Android is not supported yet (UnsupportedPlatform): "

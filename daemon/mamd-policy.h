@@ -80,15 +80,18 @@ const char *mamd_policy_enrollment_reason (const char *server_id,
                                            MamdEnrollmentOutcome outcome, gint status_code);
 
 /* May a session in @state see sensitive content? @gate_open/@gate_reason
- * describe its server's gate now. FALSE with @reason (borrowed) otherwise. */
+ * describe its server's gate now. FALSE with @reason (borrowed) otherwise:
+ * for a restricted session MAM applies to, the gate's error while it is
+ * closed, else the session's reason. */
 gboolean mamd_policy_access (MamdSessionState state, const char *session_reason,
                              gboolean mam_required, gboolean gate_open,
                              const char *gate_reason, const char **reason);
 
 /* Re-evaluation of a live session after the configuration changed.
- * @server is the session's server now (NULL when it was removed). Returns
- * TRUE when the session changes, with its new state, whether MAM applies
- * now and the reason (interned). */
+ * @server is the session's server now (NULL when it was removed). Where
+ * MAM newly applies, an active or enrolled session must enroll (iOS) or is
+ * revoked (other platforms). Returns TRUE when the session changes, with
+ * its new state, whether MAM applies now and the reason (interned). */
 gboolean mamd_policy_reevaluate (const MamdSessionRecord *session,
                                  const MamdServerConfig *server,
                                  MamdSessionState *new_state,

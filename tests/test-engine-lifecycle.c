@@ -91,6 +91,56 @@ test_reload_enable (Fixture *fx, gconstpointer data)
                    "server chat was removed from the configuration");
 }
 
+/* An enrollment made while MAM applied does not carry over a time MAM was
+ * switched off: when it applies again, the session must enroll again and is
+ * restricted at once (the guide: "users cannot bypass enforcement"). */
+static void
+test_reload_enable_again (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) enrolled = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expect_required = NULL;
+  g_autofree char *reason = NULL;
+  MamdSessionState state;
+  gboolean allowed = TRUE;
+  const char *id;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  id = session->session->id;
+  enrolled = report (fx, &user1, id, MAMD_ENROLLMENT_SUCCESS, -1, &error);
+  g_assert_no_error (error);
+
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\n");
+  g_assert_true (reload (fx, &error));
+  g_assert_cmpint (state_of (fx, id), ==, MAMD_SESSION_STATE_ENROLLED);
+  g_assert_false (mamd_engine_lookup_session (fx->engine, id)->mam_required);
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  g_assert_true (reload (fx, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (state_of (fx, id), ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  expect_required = g_strdup_printf ("enrollment-required %s", id);
+  g_assert_cmpuint (count_signals (fx, expect_required), ==, 2);
+  g_assert_true (mamd_engine_check_access (fx->engine, &user1, id, &allowed, &state, &reason,
+                                           &error));
+  g_assert_false (allowed);
+  g_assert_cmpstr (reason, ==, "Intune MAM now applies to server chat: enrollment required");
+
+  /* while the gate is closed, access names what closed it, with its next
+   * step, rather than an enrollment that cannot help */
+  g_clear_pointer (&reason, g_free);
+  write_license (fx, "professional", 30 * 86400);
+  g_assert_true (reload (fx, &error));
+  g_assert_true (mamd_engine_check_access (fx->engine, &user1, id, &allowed, &state, &reason,
+                                           &error));
+  g_assert_false (allowed);
+  g_assert_nonnull (strstr (reason, "server chat is not licensed for Intune MAM"));
+}
+
 static void
 test_reload_invalid (Fixture *fx, gconstpointer data)
 {
@@ -727,6 +777,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   ADD ("/mamd/engine/reload/enable", test_reload_enable);
+  ADD ("/mamd/engine/reload/enable-again", test_reload_enable_again);
   ADD ("/mamd/engine/reload/invalid", test_reload_invalid);
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);

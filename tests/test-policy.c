@@ -487,6 +487,13 @@ test_access (Fixture *fx, gconstpointer data)
   g_assert_false (mamd_policy_access (MAMD_SESSION_STATE_DECLINED, "declined", TRUE, TRUE, NULL,
                                       &reason));
   g_assert_cmpstr (reason, ==, "declined");
+  /* restricted while the gate is closed: the gate's error is the one to fix */
+  g_assert_false (mamd_policy_access (MAMD_SESSION_STATE_ENROLLMENT_REQUIRED, "enroll first",
+                                      TRUE, FALSE, "not licensed", &reason));
+  g_assert_cmpstr (reason, ==, "not licensed");
+  g_assert_false (mamd_policy_access (MAMD_SESSION_STATE_DECLINED, "declined", TRUE, FALSE,
+                                      "not licensed", &reason));
+  g_assert_cmpstr (reason, ==, "not licensed");
   g_assert_false (mamd_policy_access (MAMD_SESSION_STATE_REVOKED, "gone", FALSE, TRUE, NULL,
                                       &reason));
   g_assert_cmpstr (reason, ==, "gone");
@@ -579,6 +586,19 @@ test_reevaluate (Fixture *fx, gconstpointer data)
   g_assert_true (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
   g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ENROLLED);
   g_assert_false (required);
+
+  /* MAM applies again: that enrolled session must enroll again; one MAM
+   * applied to all along keeps its enrollment */
+  fx->server.enable = TRUE;
+  session_init (&rec, MAMD_SESSION_STATE_ENROLLED, "office365", "ios", FALSE);
+  g_assert_true (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+  g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  g_assert_true (required);
+  g_assert_cmpstr (reason, ==, "Intune MAM now applies to server chat: enrollment required");
+  session_init (&rec, MAMD_SESSION_STATE_ENROLLED, "office365", "ios", TRUE);
+  g_assert_false (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+  g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ENROLLED);
+  fx->server.enable = FALSE;
 
   /* revoked is terminal */
   session_init (&rec, MAMD_SESSION_STATE_REVOKED, "office365", "ios", TRUE);
