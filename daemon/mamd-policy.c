@@ -507,7 +507,9 @@ mamd_policy_may_create_user (const MamdServerConfig *server, const char *method,
   g_set_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH,
                "no user of auth service %s on server %s has objectId %s (%s): users must "
                "exist (first web login or LDAP provisioning) and be matched by Azure AD "
-               "objectId, never email or UPN",
+               "objectId, never email or UPN; if the user exists, its record was likely "
+               "keyed by a mutable identifier (email, preferred_username) or its email/UPN "
+               "changed: reconfigure identity to use the Azure AD objectId exclusively",
                method, server->id, object_id, why);
   return FALSE;
 }

@@ -631,6 +631,9 @@ test_create_user (Fixture *fx, gconstpointer data)
   g_assert_false (mamd_policy_may_create_user (&fx->server, "office365", oauth, OID, &error));
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_USER_MISMATCH);
   g_assert_nonnull (strstr (error->message, "AutoCreateUsers is off"));
+  /* the guide's cause and next step */
+  g_assert_nonnull (strstr (error->message, "mutable identifier (email, preferred_username)"));
+  g_assert_nonnull (strstr (error->message, "use the Azure AD objectId exclusively"));
 }
 
 #define ADD(path, func) \
