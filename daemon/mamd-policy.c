@@ -322,8 +322,9 @@ mamd_policy_check_status (MamdEnrollmentOutcome outcome, gint status_code, GErro
 }
 
 gboolean
-mamd_policy_enrollment_transition (MamdSessionState state, MamdEnrollmentOutcome outcome,
-                                   MamdSessionState *new_state, GError **error)
+mamd_policy_enrollment_transition (MamdSessionState state, const char *reason,
+                                   MamdEnrollmentOutcome outcome, MamdSessionState *new_state,
+                                   GError **error)
 {
   switch (state) {
   case MAMD_SESSION_STATE_ENROLLMENT_REQUIRED:
@@ -344,8 +345,9 @@ mamd_policy_enrollment_transition (MamdSessionState state, MamdEnrollmentOutcome
     return FALSE;
   case MAMD_SESSION_STATE_REVOKED:
   default:
-    g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE,
-                         "the session is revoked: sign in again");
+    /* a failed enrollment's reason: re-add the server, not just sign in */
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE, "the session is revoked: %s",
+                 reason != NULL ? reason : "sign in again");
     return FALSE;
   }
 

@@ -69,8 +69,9 @@ gboolean mamd_policy_check_status (MamdEnrollmentOutcome outcome, gint status_co
                                    GError **error);
 
 /* The enrollment transition table: the new state for @outcome reported in
- * @state, or MAMD_ERROR_INVALID_STATE explaining why not. */
-gboolean mamd_policy_enrollment_transition (MamdSessionState state,
+ * @state, or MAMD_ERROR_INVALID_STATE explaining why not (for a revoked
+ * session with its @reason, which says what to do, when there is one). */
+gboolean mamd_policy_enrollment_transition (MamdSessionState state, const char *reason,
                                             MamdEnrollmentOutcome outcome,
                                             MamdSessionState *new_state,
                                             GError **error);

@@ -551,10 +551,11 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   wipe_id = g_strdup (wipe->id);
   g_clear_pointer (&wipes, g_ptr_array_unref);
 
-  /* a revoked session takes no more reports */
+  /* a revoked session takes no more reports; the answer says what to do */
   result = report (fx, &user1, a2->session->id, MAMD_ENROLLMENT_FAILED, -1, &error);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
-  g_assert_nonnull (strstr (error->message, "sign in again"));
+  g_assert_nonnull (strstr (error->message, "fix the underlying issue before re-adding the "
+                                            "server"));
   g_clear_error (&error);
 
   /* no retry on A from D; B still works on D, A still works on E */

@@ -426,7 +426,7 @@ test_transitions (Fixture *fx, gconstpointer data)
 
   for (guint s = 0; s < 5; s++) {
     for (guint o = 0; o < 3; o++) {
-      gboolean ok = mamd_policy_enrollment_transition (s, o, &next, &error);
+      gboolean ok = mamd_policy_enrollment_transition (s, NULL, o, &next, &error);
 
       if (table[s][o] == -1) {
         g_assert_false (ok);
@@ -439,15 +439,25 @@ test_transitions (Fixture *fx, gconstpointer data)
       }
     }
   }
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ACTIVE,
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ACTIVE, NULL,
                                                      MAMD_ENROLLMENT_SUCCESS, &next, &error));
   g_assert_nonnull (strstr (error->message, "Intune MAM does not apply to this session"));
   g_clear_error (&error);
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_REVOKED,
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_REVOKED, NULL,
                                                      MAMD_ENROLLMENT_FAILED, &next, &error));
-  g_assert_nonnull (strstr (error->message, "sign in again"));
+  g_assert_cmpstr (error->message, ==, "the session is revoked: sign in again");
   g_clear_error (&error);
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ENROLLED,
+  /* revoked by a failed enrollment: its reason says to re-add the server */
+  g_assert_false (mamd_policy_enrollment_transition (
+    MAMD_SESSION_STATE_REVOKED,
+    mamd_policy_enrollment_reason ("chat", MAMD_ENROLLMENT_FAILED, 201), MAMD_ENROLLMENT_SUCCESS,
+    &next, &error));
+  g_assert_nonnull (strstr (error->message, "the session is revoked: Intune MAM enrollment "
+                                            "failed"));
+  g_assert_nonnull (strstr (error->message, "fix the underlying issue before re-adding the "
+                                            "server"));
+  g_clear_error (&error);
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ENROLLED, NULL,
                                                      MAMD_ENROLLMENT_SUCCESS, &next, &error));
   g_assert_nonnull (strstr (error->message, "already enrolled"));
 }
