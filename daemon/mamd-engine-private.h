@@ -48,9 +48,9 @@ struct _MamdEngine {
   guint64 next_seq;               /* the next event's seq */
   guint64 last_epoch;             /* the latest MamdEngineServer epoch */
   guint64 committed_seq;          /* the highest seq committed (ops commit in order) */
-  guint n_pending;                /* commits in flight */
   guint64 n_submitted;            /* commits ever submitted */
-  guint64 n_completed;            /* ... and completed, durable or failed */
+  guint64 n_completed;            /* ... and completed, durable or failed: the
+                                     difference is in flight */
   GQueue committed_waiters;       /* CommittedWaiter, in target order */
   gboolean fatal;
   gboolean started;

@@ -426,7 +426,6 @@ op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(MamdEngine) self = g_object_ref (op->engine); /* the op may hold the last ref */
   g_autoptr(GError) error = NULL;
 
-  self->n_pending--;
   self->n_completed++;
   if (!mamd_store_commit_finish (MAMD_STORE (source), res, &error)) {
     g_autoptr(GError) fatal = g_error_new (MAMD_ERROR, MAMD_ERROR_STORE,
@@ -464,7 +463,6 @@ mamd_engine_op_commit (MamdEngineOp *op)
     op_done (op);
     return;
   }
-  self->n_pending++;
   self->n_submitted++;
   mamd_store_commit_async (self->store, g_steal_pointer (&op->txn), op_commit_cb, op);
 }
@@ -660,7 +658,7 @@ mamd_engine_shutdown (MamdEngine *self, GError **error)
   if (!mamd_store_flush (self->store, error))
     return FALSE;
   /* the commits are durable; let their callbacks finish the callers' tasks */
-  while (self->n_pending > 0)
+  while (self->n_completed < self->n_submitted)
     g_main_context_iteration (NULL, TRUE);
   return TRUE;
 }

@@ -166,6 +166,7 @@ const MamdConfig *mamd_engine_get_config (MamdEngine *self);
 const MamdLicense *mamd_engine_get_license (MamdEngine *self, const char **reason);
 /* The seq of the most recent committed event, 0 when there is none. */
 guint64 mamd_engine_get_last_seq (MamdEngine *self);
+guint mamd_engine_get_n_sessions (MamdEngine *self);
 
 /* The views above show changes as soon as they are made, before their
  * commit. A caller that must not answer with a change that may still be
@@ -175,6 +176,5 @@ guint64 mamd_engine_get_last_seq (MamdEngine *self);
 typedef void (*MamdEngineCommittedFunc) (const GError *error, gpointer user_data);
 void mamd_engine_when_committed (MamdEngine *self, MamdEngineCommittedFunc func,
                                  gpointer user_data);
-guint mamd_engine_get_n_sessions (MamdEngine *self);
 
 G_END_DECLS
