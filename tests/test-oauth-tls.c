@@ -17,6 +17,7 @@
 
 #include "mamd-idp-server.h"
 #include "mamd-test-oauth-util.h"
+#include "mamd-test-util.h"
 
 typedef struct {
   char *dir;
@@ -47,9 +48,7 @@ tls_teardown (TlsFixture *fx, gconstpointer data)
   /* let the closes the provider and the clients queued run */
   while (g_main_context_iteration (NULL, FALSE))
     ;
-  g_unlink (fx->ca);
-  g_unlink (fx->other_ca);
-  g_rmdir (fx->dir);
+  mamd_test_rm_rf (fx->dir);
   g_free (fx->ca);
   g_free (fx->other_ca);
   g_free (fx->dir);
