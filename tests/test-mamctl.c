@@ -330,9 +330,6 @@ test_errors_admin (Fixture *f, gconstpointer data)
 {
   g_auto(MamdTestRun) no_server = { 0 };
   g_auto(MamdTestRun) no_session = { 0 };
-  g_auto(MamdTestRun) reload = { 0 };
-  g_auto(MamdTestRun) reload_json = { 0 };
-  g_auto(MamdTestRun) sync = { 0 };
   g_autofree char *s = NULL;
 
   run_mamctl (f, &no_server, "login", "nosuch", "test", "--platform=ios", "--device-id=d",
@@ -349,13 +346,65 @@ test_errors_admin (Fixture *f, gconstpointer data)
   s = login (f, "open", ALICE, "iphone-alice", "active");
   assert_access (f, s, 0, TRUE);
 
-  run_mamctl (f, &reload, "reload");
-  g_assert_cmpint (reload.status, ==, 0);
-  run_mamctl (f, &reload_json, "reload", "--json");
-  g_assert_cmpint (reload_json.status, ==, 0);
-  json_node_unref (parse_json (reload_json.out));
+}
+
+#define CAROL "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+/* `mamctl sync` provisions the users a plugin's directory lists (here the
+ * only way: no periodic sync, no auto-creation); `mamctl reload` reports
+ * what mamd refuses in a changed configuration. */
+static void
+test_reload_sync (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *session = NULL;
+  g_auto(MamdTestRun) unknown = { 0 };
+  g_auto(MamdTestRun) sync = { 0 };
+  g_auto(MamdTestRun) sync_json = { 0 };
+  g_auto(MamdTestRun) sync_nosuch = { 0 };
+  g_auto(MamdTestRun) reload = { 0 };
+  g_auto(MamdTestRun) reload_json = { 0 };
+  g_auto(MamdTestRun) refused = { 0 };
+
+  mamd_test_daemon_write_daemon_conf (f->daemon, "DirectorySyncInterval=0\n");
+  mamd_test_daemon_write_server (f->daemon, "chat",
+                                 "[Server]\nEnable=true\nTenantId=" TENANT "\n"
+                                 "ClientId=" CLIENT "\nAuthService=test\n"
+                                 "AutoCreateUsers=false\n\n[test]\nUsers=" CAROL ":carol\n");
+  mamd_test_daemon_start (f->daemon, &error);
+  g_assert_no_error (error);
+
+  run_mamctl (f, &unknown, "login", "chat", "test", "--platform=ios", "--device-id=iphone-carol",
+              "--credential=object-id=" CAROL, "--credential=tenant-id=" TENANT);
+  g_assert_cmpint (unknown.status, ==, 1);
+  g_assert_true (g_str_has_prefix (unknown.err, "mamctl: UserMismatch: "));
+
   run_mamctl (f, &sync, "sync", "chat");
   g_assert_cmpint (sync.status, ==, 0);
+  g_assert_cmpstr (sync.out, ==, "directory sync done\n");
+  session = login (f, "chat", CAROL, "iphone-carol", "enrollment-required");
+  run_mamctl (f, &sync_json, "sync", "--json");
+  g_assert_cmpint (sync_json.status, ==, 0);
+  g_assert_cmpstr (sync_json.out, ==, "{}\n");
+  run_mamctl (f, &sync_nosuch, "sync", "nosuch");
+  g_assert_cmpint (sync_nosuch.status, ==, 1);
+  g_assert_true (g_str_has_prefix (sync_nosuch.err, "mamctl: NotFound: "));
+
+  run_mamctl (f, &reload, "reload");
+  g_assert_cmpint (reload.status, ==, 0);
+  g_assert_cmpstr (reload.out, ==, "configuration and licence reloaded\n");
+  /* mamd keeps the configuration it has and says what is wrong */
+  mamd_test_daemon_write_server (f->daemon, "broken", "[Server]\nEnable=maybe\n");
+  run_mamctl (f, &refused, "reload");
+  g_assert_cmpint (refused.status, ==, 1);
+  g_assert_true (g_str_has_prefix (refused.err, "mamctl: InvalidConfig: "));
+  g_assert_nonnull (strstr (refused.err, "broken.conf"));
+  g_assert_nonnull (strstr (refused.err, "Enable"));
+  assert_access (f, session, 4, FALSE);
+  mamd_test_daemon_remove_server (f->daemon, "broken");
+  run_mamctl (f, &reload_json, "reload", "--json");
+  g_assert_cmpint (reload_json.status, ==, 0);
+  g_assert_cmpstr (reload_json.out, ==, "{}\n");
 }
 
 /* What a D-Bus client may put in its device id and user name: an SGR and an
@@ -681,6 +730,7 @@ main (int argc, char **argv)
   ADD ("session-flow", test_session_flow, FALSE);
   ADD ("wipe-flow", test_wipe_flow, FALSE);
   ADD ("errors-admin", test_errors_admin, FALSE);
+  ADD ("reload-sync", test_reload_sync, TRUE);
   ADD ("escape", test_escape, FALSE);
   ADD ("no-answer", test_no_answer, FALSE);
   ADD ("monitor", test_monitor, FALSE);
