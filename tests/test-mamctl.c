@@ -561,6 +561,7 @@ test_no_answer (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (slow.err, "may or may not have taken effect"));
   g_assert_nonnull (strstr (slow.err, "mamctl status"));
   g_assert_nonnull (strstr (slow.err, "mamctl sessions"));
+  g_assert_nonnull (strstr (slow.err, "mamd's log"));
 
   /* mamd is up all along */
   run_mamctl (f, &status, "status");

@@ -240,7 +240,8 @@ mamctl_call (MamctlContext *ctx, const char *object_path, const char *interface,
       g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_NO_ANSWER,
                    "no answer from mamd to %s (%s): the request may or may not have taken "
                    "effect; 'mamctl status' shows whether mamd is up, and 'mamctl sessions' "
-                   "or 'mamctl wipes' whether the change was made",
+                   "or 'mamctl wipes' whether the change was made; if those get no answer "
+                   "either, mamd's log says what it waits for (its state store, say)",
                    method, local_error->message);
       return NULL;
     }
