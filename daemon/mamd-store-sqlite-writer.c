@@ -335,14 +335,18 @@ mamd_store_sqlite_writer_thread (gpointer data)
     }
     while (!g_queue_is_empty (&self->queue))
       g_ptr_array_add (batch, g_queue_pop_head (&self->queue));
+    /* Changes queued behind a failed commit were built on its state, which
+     * the rollback took away: none of them may reach the disk. */
+    if (self->broken != NULL)
+      error = g_error_copy (self->broken);
     self->busy = TRUE;
     g_mutex_unlock (&self->lock);
 
-    ok = commit_batch (self, batch, &error);
+    ok = error == NULL && commit_batch (self, batch, &error);
 
     g_mutex_lock (&self->lock);
     /* every later commit fails with this: the engine reports it */
-    if (!ok)
+    if (!ok && self->broken == NULL)
       self->broken = g_error_copy (error);
     self->busy = FALSE;
     g_cond_broadcast (&self->idle_cond);

@@ -304,39 +304,55 @@ on_commit_done (GObject *source, GAsyncResult *res, gpointer user_data)
   *done = TRUE;
 }
 
+/* Iterates until the writer has warned once that the lock is held (its
+ * busy timeout ran out). */
+static void
+wait_lock_warning (LockWarnings *seen)
+{
+  guint warnings = 0;
+
+  while (warnings == 0) {
+    g_main_context_iteration (NULL, FALSE);
+    g_usleep (10000);
+    g_mutex_lock (&seen->lock);
+    warnings = seen->warnings;
+    g_mutex_unlock (&seen->lock);
+  }
+}
+
+/* Holds the write lock of @fx's state.db from another connection, in
+ * @db, with @seen counting the writer's warnings. */
+static void
+hold_write_lock (Fixture *fx, LockWarnings *seen, sqlite3 **db)
+{
+  g_autofree char *path = db_path (fx);
+
+  /* the warning is expected here; the parent checks it reached stderr */
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+  g_log_set_writer_func (count_lock_warnings, seen, NULL);
+  g_assert_cmpint (sqlite3_open_v2 (path, db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (*db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+}
+
 static void
 test_write_locked (Fixture *fx, gconstpointer data)
 {
   if (g_test_subprocess ()) {
-    g_autofree char *path = NULL;
     g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
     g_autoptr(MamdEventRecord) event = make_event (1, 10, NULL);
     g_autoptr(MamdStoreSnapshot) snap = NULL;
     g_autoptr(GError) error = NULL;
     LockWarnings seen = { 0 };
     gboolean done = FALSE;
-    guint warnings = 0;
     sqlite3 *db = NULL;
 
-    /* the warning is expected here; the parent checks it reached stderr */
-    g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
-    g_log_set_writer_func (count_lock_warnings, &seen, NULL);
     reopen (fx);
-    path = db_path (fx);
-    g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
-    g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+    hold_write_lock (fx, &seen, &db);
 
     mamd_store_txn_append_event (txn, event);
     mamd_store_commit_async (fx->store, g_steal_pointer (&txn), on_commit_done, &done);
-    /* until the busy timeout ran out once; without the wait the commit
-     * fails right there (on_commit_done asserts) */
-    while (warnings == 0) {
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (10000);
-      g_mutex_lock (&seen.lock);
-      warnings = seen.warnings;
-      g_mutex_unlock (&seen.lock);
-    }
+    /* without the wait the commit fails right there (on_commit_done asserts) */
+    wait_lock_warning (&seen);
     g_assert_false (done);
     g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
     sqlite3_close (db);
@@ -354,6 +370,67 @@ test_write_locked (Fixture *fx, gconstpointer data)
   g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
   g_test_trap_assert_passed ();
   g_test_trap_assert_stderr ("*state.db is locked by another program (for 5 s now)*");
+}
+
+static void
+on_commit_refused (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  guint *refused = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (mamd_store_commit_finish (MAMD_STORE (source), res, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  (*refused)++;
+}
+
+/* A commit queued behind one that fails was built on the failed one's
+ * state, which the rollback took away: it fails too, unwritten. */
+static void
+test_broken_queued (Fixture *fx, gconstpointer data)
+{
+  if (g_test_subprocess ()) {
+    g_autoptr(MamdStoreTxn) bad = mamd_store_txn_new ();
+    g_autoptr(MamdStoreTxn) good = mamd_store_txn_new ();
+    g_autoptr(MamdSessionRecord) first = make_session ("0000000000000000000000000000000a",
+                                                       "chat", "eve", 1);
+    g_autoptr(MamdSessionRecord) second = make_session ("0000000000000000000000000000000b",
+                                                        "chat", "eve", 2);
+    g_autoptr(MamdEventRecord) dup = make_event (1, 10, NULL);
+    g_autoptr(MamdEventRecord) next = make_event (2, 10, NULL);
+    g_autoptr(MamdStoreSnapshot) snap = NULL;
+    g_autoptr(GError) error = NULL;
+    LockWarnings seen = { 0 };
+    guint refused = 0;
+    sqlite3 *db = NULL;
+
+    reopen (fx);
+    commit_events (fx->store, 1, 1, 0);
+    hold_write_lock (fx, &seen, &db);
+    /* a reused seq: this one fails once it gets the lock */
+    mamd_store_txn_put_session (bad, first);
+    mamd_store_txn_append_event (bad, dup);
+    mamd_store_commit_async (fx->store, g_steal_pointer (&bad), on_commit_refused, &refused);
+    /* the writer waits with that batch; this one queues behind it */
+    wait_lock_warning (&seen);
+    mamd_store_txn_put_session (good, second);
+    mamd_store_txn_append_event (good, next);
+    mamd_store_commit_async (fx->store, g_steal_pointer (&good), on_commit_refused, &refused);
+    g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3_close (db);
+    while (refused < 2)
+      g_main_context_iteration (NULL, TRUE);
+
+    reopen (fx);
+    snap = mamd_store_load (fx->store, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (snap->sessions->len, ==, 0);
+    g_assert_cmpuint (snap->last_seq, ==, 1);
+    g_clear_object (&fx->store);
+    mamd_test_rm_rf (fx->dir);
+    _exit (0);
+  }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
 }
 
 /* ---- corruption ---- */
@@ -690,6 +767,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
   ADD ("/mamd/store/newer-schema", test_newer_schema);
   ADD ("/mamd/store/broken", test_broken);
+  ADD ("/mamd/store/broken-queued", test_broken_queued);
   ADD ("/mamd/store/sigkill", test_sigkill);
 #undef ADD
   return g_test_run ();
