@@ -306,9 +306,9 @@ daemon_stop (MamdDaemon *daemon)
   g_clear_handle_id (&daemon->debounce_id, g_source_remove);
   for (guint i = 0; i < daemon->monitors->len; i++)
     g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
-  if (daemon->name_owner_id != 0)
-    g_bus_unown_name (daemon->name_owner_id);
-  /* nothing new starts while the commits under way finish */
+  /* nothing new starts while the commits under way finish; mamd keeps its
+   * name until their signals are out, so that clients subscribed by name
+   * (mamctl monitor) get them */
   if (daemon->adaptor != NULL)
     mamd_dbus_adaptor_refuse_calls (daemon->adaptor);
 
@@ -328,6 +328,8 @@ daemon_stop (MamdDaemon *daemon)
     mamd_dbus_adaptor_unexport (daemon->adaptor);
   if (daemon->connection != NULL && !daemon->connection_closed)
     g_dbus_connection_flush_sync (daemon->connection, NULL, NULL);
+  if (daemon->name_owner_id != 0)
+    g_bus_unown_name (daemon->name_owner_id);
   return status;
 }
 

@@ -539,6 +539,94 @@ test_answers_wait_for_commits (void)
   g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
 }
 
+static gboolean
+log_says_shutting_down (gpointer user_data)
+{
+  g_autofree char *log = mamd_test_daemon_get_log (user_data);
+
+  if (strstr (log, "shutting down") != NULL)
+    return TRUE;
+  g_usleep (10000);
+  return FALSE;
+}
+
+static void
+on_enrolled (GDBusConnection *connection, const char *sender, const char *object_path,
+             const char *interface, const char *member, GVariant *parameters,
+             gpointer user_data)
+{
+  char **session = user_data;
+
+  g_free (*session);
+  g_variant_get (parameters, "(ost)", session, NULL, NULL);
+}
+
+static gboolean
+have_reply (gpointer user_data)
+{
+  Replies *r = user_data;
+
+  return r->order->len == 1;
+}
+
+/* A change whose commit is under way when SIGTERM comes is answered and
+ * announced before mamd lets go of its name: a client that subscribes by
+ * the name (as mamctl monitor does) gets the signal. */
+static void
+test_stop_mid_commit (void)
+{
+  g_autoptr(MamdTestDaemon) d = mamd_test_daemon_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) a = NULL;
+  g_autoptr(GVariant) introspect = NULL;
+  g_autofree char *oid = mamd_test_random_guid ();
+  g_autofree char *path = NULL;
+  g_autofree char *db_path = NULL;
+  g_autofree char *enrolled = NULL;
+  g_autoptr(GPtrArray) order = g_ptr_array_new ();
+  Replies r = { order, NULL, NULL };
+  Pending report = { &r, "report" };
+  GDBusConnection *connection;
+  sqlite3 *db = NULL;
+  guint subscription;
+
+  mamd_test_daemon_write_default_setup (d, SERVER);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+  connection = mamd_test_daemon_get_connection (d);
+  subscription = g_dbus_connection_signal_subscribe (connection, "org.mamd.Mamd1",
+                                                     MANAGER_IFACE, "Enrolled", NULL, NULL,
+                                                     G_DBUS_SIGNAL_FLAGS_NONE, on_enrolled,
+                                                     &enrolled, NULL);
+  a = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-a", &path, &error);
+  g_assert_no_error (error);
+
+  db_path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db", NULL);
+  g_assert_cmpint (sqlite3_open_v2 (db_path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  call (d, "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1), &report);
+  /* mamd handles calls in order: once Introspect is answered, the report's
+   * commit is waiting for the lock */
+  introspect = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                            "org.freedesktop.DBus.Introspectable", "Introspect",
+                                            NULL, NULL, G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL,
+                                            &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (kill (mamd_test_daemon_get_pid (d), SIGTERM), ==, 0);
+  g_assert_true (mamd_test_daemon_iterate_until (d, log_says_shutting_down, d, WAIT_MS));
+  mamd_test_daemon_iterate_until (d, never, NULL, 200);
+  g_assert_cmpuint (order->len, ==, 0);
+
+  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  g_assert_true (mamd_test_daemon_iterate_until (d, have_reply, &r, WAIT_MS));
+  g_assert_cmpint (mamd_test_daemon_wait_exit (d, WAIT_MS), ==, 0);
+  /* the signal was sent before the reply, on the same connection */
+  mamd_test_daemon_iterate_until (d, never, NULL, 100);
+  g_assert_cmpstr (enrolled, ==, path);
+  g_dbus_connection_signal_unsubscribe (connection, subscription);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -547,5 +635,6 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/durability/sigkill-mid-burst", test_kill_rounds);
   g_test_add_func ("/mamd/durability/disk-full", test_disk_full);
   g_test_add_func ("/mamd/durability/answers-wait-for-commits", test_answers_wait_for_commits);
+  g_test_add_func ("/mamd/durability/stop-mid-commit", test_stop_mid_commit);
   return g_test_run ();
 }
