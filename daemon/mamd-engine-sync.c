@@ -10,6 +10,7 @@
 
 typedef struct {
   char *server_id;
+  guint64 epoch;       /* of the server when the plugin started */
   MamdPlugin *plugin;  /* ref */
   GObject *config;     /* ref */
   GPtrArray *identities; /* result, NULL on failure */
@@ -59,10 +60,32 @@ add_jobs (MamdEngine *self, MamdEngineServer *srv, GPtrArray *jobs)
       continue;
     job = g_new0 (SyncJob, 1);
     job->server_id = g_strdup (sc->id);
+    job->epoch = srv->epoch;
     job->plugin = g_object_ref (plugin);
     job->config = g_object_ref (config);
     g_ptr_array_add (jobs, job);
   }
+}
+
+/* Nothing is provisioned under settings that no longer hold: a listing
+ * made while the server's file changed (or the server went) is dropped,
+ * and the sync fails with Busy. */
+static void
+drop_if_stale (MamdEngine *self, SyncJob *job, SyncData *sd)
+{
+  MamdEngineServer *srv = mamd_engine_lookup_server (self, job->server_id);
+
+  if (job->identities == NULL || (srv != NULL && srv->epoch == job->epoch))
+    return;
+  g_message ("directory sync of server %s through %s discarded: the server's configuration "
+             "changed while it ran",
+             job->server_id, mamd_plugin_get_method (job->plugin));
+  g_clear_pointer (&job->identities, g_ptr_array_unref);
+  if (sd->error == NULL)
+    sd->error = g_error_new (MAMD_ERROR, MAMD_ERROR_BUSY,
+                             "the configuration of server %s changed while directory sync "
+                             "ran, so its listing was discarded: run sync again",
+                             job->server_id);
 }
 
 /* Upserts the users of one finished job and records one event for it. */
@@ -122,8 +145,11 @@ sync_finish_all (GTask *task)
 {
   MamdEngine *self = g_task_get_source_object (task);
   SyncData *sd = g_task_get_task_data (task);
-  MamdEngineOp *op = mamd_engine_op_new (self, sd->error == NULL ? task : NULL);
+  MamdEngineOp *op;
 
+  for (guint i = 0; i < sd->jobs->len; i++)
+    drop_if_stale (self, g_ptr_array_index (sd->jobs, i), sd);
+  op = mamd_engine_op_new (self, sd->error == NULL ? task : NULL);
   for (guint i = 0; i < sd->jobs->len; i++)
     apply_job (self, g_ptr_array_index (sd->jobs, i), op);
   mamd_engine_op_commit (op);

@@ -206,12 +206,14 @@ test_reload_gate (Fixture *fx, gconstpointer data)
   g_assert_cmpint (state_of (fx, session->session->id), ==, MAMD_SESSION_STATE_ENROLLED);
 }
 
-/* An in-process plugin whose authentications wait until the test releases
- * them, so a reload can happen while one is in flight, deterministically. */
+/* An in-process plugin whose authentications and directory syncs wait
+ * until the test releases them, so a reload can happen while one is in
+ * flight, deterministically. */
 G_DECLARE_FINAL_TYPE (HeldPlugin, held_plugin, HELD, PLUGIN, MamdPlugin)
 struct _HeldPlugin {
   MamdPlugin parent_instance;
   GQueue held;        /* GTasks; task data: the credential's object-id */
+  GQueue syncs;       /* GTasks of directory syncs */
   GPtrArray *configs; /* the config of every authentication, in order */
 };
 G_DEFINE_FINAL_TYPE (HeldPlugin, held_plugin, MAMD_TYPE_PLUGIN)
@@ -245,11 +247,26 @@ held_authenticate_finish (MamdPlugin *plugin, GAsyncResult *result, GError **err
 }
 
 static void
+held_sync_async (MamdPlugin *plugin, GObject *config, GCancellable *cancellable,
+                 GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_queue_push_tail (&HELD_PLUGIN (plugin)->syncs,
+                     g_task_new (plugin, cancellable, callback, user_data));
+}
+
+static GPtrArray *
+held_sync_finish (MamdPlugin *plugin, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
 held_finalize (GObject *object)
 {
   HeldPlugin *self = HELD_PLUGIN (object);
 
   g_assert_true (g_queue_is_empty (&self->held));
+  g_assert_true (g_queue_is_empty (&self->syncs));
   g_ptr_array_unref (self->configs);
   G_OBJECT_CLASS (held_plugin_parent_class)->finalize (object);
 }
@@ -262,16 +279,20 @@ held_plugin_class_init (HeldPluginClass *klass)
   G_OBJECT_CLASS (klass)->finalize = held_finalize;
   plugin_class->method = "held";
   plugin_class->description = "authentications wait for the test (test)";
-  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_CREATES_USERS;
+  plugin_class->capabilities = MAMD_PLUGIN_CAP_SIGN_IN | MAMD_PLUGIN_CAP_CREATES_USERS |
+                               MAMD_PLUGIN_CAP_DIRECTORY_SYNC;
   plugin_class->load_config = held_load_config;
   plugin_class->authenticate_async = held_authenticate_async;
   plugin_class->authenticate_finish = held_authenticate_finish;
+  plugin_class->sync_async = held_sync_async;
+  plugin_class->sync_finish = held_sync_finish;
 }
 
 static void
 held_plugin_init (HeldPlugin *self)
 {
   g_queue_init (&self->held);
+  g_queue_init (&self->syncs);
   self->configs = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
@@ -288,6 +309,20 @@ held_release (HeldPlugin *self)
   identity = mamd_identity_new (g_task_get_task_data (task), TENANT, NULL, "objectId", "held",
                                 NULL);
   g_task_return_pointer (task, identity, (GDestroyNotify) mamd_identity_free);
+}
+
+/* Waits for the next directory sync and lets it list @object_id. */
+static void
+held_release_sync (HeldPlugin *self, const char *object_id)
+{
+  g_autoptr(GTask) task = NULL;
+  GPtrArray *users = g_ptr_array_new_with_free_func ((GDestroyNotify) mamd_identity_free);
+
+  while (g_queue_is_empty (&self->syncs))
+    g_main_context_iteration (NULL, TRUE);
+  task = g_queue_pop_head (&self->syncs);
+  g_ptr_array_add (users, mamd_identity_new (object_id, TENANT, NULL, "objectId", "held", NULL));
+  g_task_return_pointer (task, users, (GDestroyNotify) g_ptr_array_unref);
 }
 
 static void
@@ -384,6 +419,47 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   g_assert_null (result);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE);
   g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 2);
+  engine_stop (fx);
+}
+
+/* A reload while the plugin lists the directory: the listing was made
+ * under settings that no longer hold (another base or filter, say), so
+ * nobody is provisioned from it and the caller is told to sync again. */
+static void
+test_reload_during_sync (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  engine_start (fx);
+
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, got_result, fx);
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\nName=Chat\n[held]\n"));
+  g_assert_true (reload (fx, &error));
+  held_release_sync (held, ALICE);
+  res = wait_result (fx);
+  g_assert_false (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "run sync again"));
+  g_clear_error (&error);
+  g_clear_object (&res);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 0);
+  assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH, NULL);
+
+  /* a reload that leaves the file as it was changes nothing */
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, got_result, fx);
+  g_assert_true (reload (fx, &error));
+  held_release_sync (held, ALICE);
+  res = wait_result (fx);
+  g_assert_true (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
+  g_clear_object (&res);
+  result = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
   engine_stop (fx);
 }
 
@@ -781,6 +857,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/invalid", test_reload_invalid);
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);
+  ADD ("/mamd/engine/reload/during-sync", test_reload_during_sync);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
