@@ -247,6 +247,8 @@ mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const cha
   gboolean mam_required;
 
   g_task_set_source_tag (task, mamd_engine_sign_in_async);
+  /* a session once committed is the answer, cancelled or not */
+  g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, sd, sign_in_data_free);
   sd->caller = *caller;
   sd->decision_id = mamd_random_id ();

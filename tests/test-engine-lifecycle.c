@@ -12,6 +12,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "mamd-test-engine-fixture.h"
 #include "mamd-test-util.h"
 
@@ -234,6 +236,9 @@ held_authenticate_async (MamdPlugin *plugin, GObject *config, GVariant *credenti
   GTask *task = g_task_new (plugin, cancellable, callback, user_data);
   const char *object_id = NULL;
 
+  /* answers even when cancelled meanwhile, as a careless plugin might */
+  g_task_set_check_cancellable (task, FALSE);
+
   g_variant_lookup (credential, "object-id", "&s", &object_id);
   g_task_set_task_data (task, g_strdup (object_id), g_free);
   g_ptr_array_add (self->configs, g_object_ref (config));
@@ -409,6 +414,24 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (held->configs->len, ==, 6);
   g_clear_error (&error);
 
+  /* the caller gone (its call cancelled) before the plugin answered:
+   * nothing is created, and the answer says so (the plugin SDK's wrapper
+   * sees to it, whatever the plugin does) */
+  {
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+    mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-c",
+                               cancellable, store_result, &res);
+    g_cancellable_cancel (cancellable);
+    held_release (held);
+    result = finish_sign_in (fx, &res, &error);
+    g_assert_null (result);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error (&error);
+    g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 2);
+    g_assert_cmpuint (held->configs->len, ==, 7);
+  }
+
   /* the method's group removed meanwhile */
   mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-3", NULL,
                              store_result, &res);
@@ -460,6 +483,39 @@ test_reload_during_sync (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
   g_clear_object (&res);
   result = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  engine_stop (fx);
+}
+
+/* The caller goes away while its sign-in's commit is under way (another
+ * program holds the store's write lock): the session is committed, so the
+ * answer is the session, not "cancelled". */
+static void
+test_cancel_during_commit (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (fx->state, "state.db", NULL);
+  GAsyncResult *res = NULL;
+  sqlite3 *db = NULL;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  mamd_engine_sign_in_async (fx->engine, &user1, "chat", "test", cred, "ios", "dev-1",
+                             cancellable, store_result, &res);
+  /* authenticated, and the session's commit waits for the lock */
+  while (mamd_engine_get_n_sessions (fx->engine) == 0)
+    g_main_context_iteration (NULL, TRUE);
+  g_cancellable_cancel (cancellable);
+  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (result);
+  g_assert_cmpint (result->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
   engine_stop (fx);
 }
 
@@ -858,6 +914,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);
   ADD ("/mamd/engine/reload/during-sync", test_reload_during_sync);
+  ADD ("/mamd/engine/cancel-during-commit", test_cancel_during_commit);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
