@@ -640,8 +640,10 @@ rearm_timers (MamdEngine *self)
   /* the gates are checked again when the licence becomes valid or expires */
   g_clear_handle_id (&self->license_id, g_source_remove);
   if (next > 0) {
-    /* long delays are re-armed in steps: the wall clock may jump */
-    gint64 delay = MIN (next - now_s + 1, 86400);
+    /* re-armed every minute at most: the licence's times are wall-clock
+     * times, and the wall clock may jump while the timer's monotonic clock
+     * stands still during a suspend; CheckAccess uses the gate this keeps */
+    gint64 delay = MIN (next - now_s + 1, 60);
 
     self->license_id = g_timeout_add_seconds ((guint) delay, license_cb, self);
   }
