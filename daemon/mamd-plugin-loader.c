@@ -109,6 +109,13 @@ check_plugin (MamdPluginLoader *self, MamdPlugin *plugin, GError **error)
       return FALSE;
     }
 
+  if (klass->description != NULL && !g_utf8_validate (klass->description, -1, NULL))
+    {
+      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE,
+                           "the class description is not UTF-8: fix the plugin's class_init");
+      return FALSE;
+    }
+
   taken = find_enabled (self, klass->method);
   if (taken != NULL)
     {

@@ -328,22 +328,31 @@ set_plugin_bug (MamdPlugin *self, const char *vfunc, const char *what, GError **
                "%s: plugin %s %s (plugin bug)", plugin_name (self), vfunc, what);
 }
 
-/* Gives a plugin error its context. Cancellation passes unchanged so that
- * callers can still recognise it; foreign domains become MAMD_ERROR_FAILED
- * because only MAMD_ERROR codes have stable D-Bus names. */
+/* Gives a plugin error its context. A cancellation passes unchanged so
+ * that callers can still recognise it, but only when @cancellable (the
+ * call's own) was cancelled; foreign domains become MAMD_ERROR_FAILED
+ * because only MAMD_ERROR codes have stable D-Bus names. Messages go into
+ * D-Bus replies, so text that is not UTF-8 is made valid. */
 static void
-propagate_plugin_error (MamdPlugin *self, GError *plugin_error, GError **error)
+propagate_plugin_error (MamdPlugin *self, GCancellable *cancellable, GError *plugin_error,
+                        GError **error)
 {
-  if (g_error_matches (plugin_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+  gboolean ours;
+
+  if (g_error_matches (plugin_error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+      g_cancellable_is_cancelled (cancellable))
     {
       g_propagate_error (error, plugin_error);
       return;
     }
-  if (plugin_error->domain != MAMD_ERROR ||
-      plugin_error->code < 0 || plugin_error->code >= MAMD_ERROR_LAST)
+  ours = plugin_error->domain == MAMD_ERROR &&
+         plugin_error->code >= 0 && plugin_error->code < MAMD_ERROR_LAST;
+  if (!ours || !g_utf8_validate (plugin_error->message, -1, NULL))
     {
-      GError *converted = g_error_new_literal (MAMD_ERROR, MAMD_ERROR_FAILED,
-                                               plugin_error->message);
+      g_autofree char *message = g_utf8_make_valid (plugin_error->message, -1);
+      GError *converted = g_error_new_literal (MAMD_ERROR,
+                                               ours ? plugin_error->code : MAMD_ERROR_FAILED,
+                                               message);
       g_error_free (plugin_error);
       plugin_error = converted;
     }
@@ -351,11 +360,22 @@ propagate_plugin_error (MamdPlugin *self, GError *plugin_error, GError **error)
 }
 
 static gboolean
+text_is_valid (const char *text)
+{
+  return text == NULL || g_utf8_validate (text, -1, NULL);
+}
+
+/* Both GUIDs canonical, and every string UTF-8: they go into D-Bus
+ * replies and the state store. */
+static gboolean
 identity_is_valid (const MamdIdentity *identity)
 {
   return identity != NULL &&
          mamd_guid_is_canonical (identity->object_id) &&
-         mamd_guid_is_canonical (identity->tenant_id);
+         mamd_guid_is_canonical (identity->tenant_id) &&
+         text_is_valid (identity->user_name) &&
+         text_is_valid (identity->id_attribute) &&
+         text_is_valid (identity->id_source);
 }
 
 GObject *
@@ -384,7 +404,7 @@ mamd_plugin_load_config (MamdPlugin *self, const char *server_id,
   if (local_error != NULL)
     {
       /* A result with an error is a plugin bug too; the error wins. */
-      propagate_plugin_error (self, local_error, error);
+      propagate_plugin_error (self, NULL, local_error, error);
       return NULL;
     }
   if (config == NULL)
@@ -418,7 +438,8 @@ static void
 authenticate_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  MamdPlugin *self = MAMD_PLUGIN (source);
+  /* not @source: a plugin may answer through another object's task */
+  MamdPlugin *self = g_task_get_source_object (task);
   g_autoptr(MamdIdentity) identity = NULL;
   GError *local_error = NULL;
   g_autoptr(GError) error = NULL;
@@ -426,7 +447,7 @@ authenticate_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   identity = MAMD_PLUGIN_GET_CLASS (self)->authenticate_finish (self, result, &local_error);
   if (local_error != NULL)
     {
-      propagate_plugin_error (self, local_error, &error);
+      propagate_plugin_error (self, g_task_get_cancellable (task), local_error, &error);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -439,7 +460,8 @@ authenticate_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   if (!identity_is_valid (identity))
     {
       set_plugin_bug (self, "authenticate",
-                      "returned an identity without a canonical objectId and tenant id",
+                      "returned an identity without a canonical objectId and tenant id, "
+                      "or with text that is not UTF-8",
                       &error);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
@@ -501,7 +523,8 @@ static void
 sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  MamdPlugin *self = MAMD_PLUGIN (source);
+  /* not @source: a plugin may answer through another object's task */
+  MamdPlugin *self = g_task_get_source_object (task);
   g_autoptr(GPtrArray) users = NULL;
   GError *local_error = NULL;
   g_autoptr(GError) error = NULL;
@@ -509,7 +532,7 @@ sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   users = MAMD_PLUGIN_GET_CLASS (self)->sync_finish (self, result, &local_error);
   if (local_error != NULL)
     {
-      propagate_plugin_error (self, local_error, &error);
+      propagate_plugin_error (self, g_task_get_cancellable (task), local_error, &error);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -527,7 +550,8 @@ sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
       if (!identity_is_valid (g_ptr_array_index (users, i)))
         {
           set_plugin_bug (self, "sync",
-                          "returned a user without a canonical objectId and tenant id",
+                          "returned a user without a canonical objectId and tenant id, "
+                          "or with text that is not UTF-8",
                           &error);
           g_task_return_error (task, g_steal_pointer (&error));
           return;
@@ -589,7 +613,7 @@ mamd_plugin_check_gate (MamdPlugin *self, GObject *config, GError **error)
   if (local_error != NULL)
     {
       /* An error with TRUE is a plugin bug; closed is the safe reading. */
-      propagate_plugin_error (self, local_error, error);
+      propagate_plugin_error (self, NULL, local_error, error);
       return FALSE;
     }
   if (!open)
@@ -604,13 +628,29 @@ void
 mamd_plugin_diagnose (MamdPlugin *self, GObject *config, GPtrArray *findings)
 {
   MamdPluginClass *klass;
+  guint first;
 
   g_return_if_fail (MAMD_IS_PLUGIN (self));
   g_return_if_fail (findings != NULL);
 
   klass = MAMD_PLUGIN_GET_CLASS (self);
-  if (klass->diagnose != NULL)
-    klass->diagnose (self, config, findings);
+  if (klass->diagnose == NULL)
+    return;
+  first = findings->len;
+  klass->diagnose (self, config, findings);
+  /* findings are shown and sent over D-Bus: no NULL, only UTF-8 */
+  for (guint i = findings->len; i > first; i--)
+    {
+      char *finding = g_ptr_array_index (findings, i - 1);
+
+      if (finding == NULL)
+        g_ptr_array_remove_index (findings, i - 1);
+      else if (!g_utf8_validate (finding, -1, NULL))
+        {
+          findings->pdata[i - 1] = g_utf8_make_valid (finding, -1);
+          g_free (finding);
+        }
+    }
 }
 
 typedef struct {

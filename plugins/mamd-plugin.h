@@ -108,7 +108,7 @@ struct _MamdPluginClass {
 
   /* class data, set in class_init */
   const char *method;      /* auth method name: [a-z0-9_-]+, e.g. "office365" */
-  const char *description; /* one line for `mamctl plugins` */
+  const char *description; /* one line for `mamctl plugins`, UTF-8 */
   MamdPluginCapabilities capabilities;
 
   /* Parses and validates the plugin's group of one server's configuration
@@ -174,8 +174,13 @@ const char *mamd_plugin_get_description (MamdPlugin *self);
 MamdPluginCapabilities mamd_plugin_get_capabilities (MamdPlugin *self);
 
 /* Runner wrappers: the daemon calls vfuncs only through these. They catch
- * plugin bugs (missing vfunc, FALSE/NULL without error) and prefix every
- * error with the plugin's method name. */
+ * plugin bugs (missing vfunc, FALSE/NULL without error, an identity whose
+ * GUIDs are not canonical or whose strings are not UTF-8) and prefix every
+ * error with the plugin's method name. Error messages and findings that
+ * are not UTF-8 are made valid; errors outside MAMD_ERROR become
+ * MAMD_ERROR_FAILED; G_IO_ERROR_CANCELLED passes as such only when the
+ * call's own cancellable was cancelled. A plugin may finish through a task
+ * whose source object is not the plugin. */
 GObject *mamd_plugin_load_config (MamdPlugin *self, const char *server_id,
                                   const char *tenant_id, const char *client_id,
                                   GKeyFile *keyfile, const char *group,

@@ -41,6 +41,7 @@ typedef struct {
   gboolean with_config;
   gboolean with_auth;
   gboolean with_sync;
+  const char *description; /* NULL: "in-process test plugin" */
 } PluginShape;
 
 static GObject *
@@ -89,7 +90,8 @@ shape_class_init (gpointer klass, gpointer class_data)
   const PluginShape *shape = class_data;
 
   plugin_class->method = shape->method;
-  plugin_class->description = "in-process test plugin";
+  plugin_class->description = shape->description != NULL ? shape->description
+                                                         : "in-process test plugin";
   plugin_class->capabilities = shape->capabilities;
   if (shape->with_config)
     plugin_class->load_config = shape_load_config;
@@ -134,6 +136,10 @@ static const PluginShape shape_bad_name = {
 };
 static const PluginShape shape_no_name = {
   "InprocNoNamePlugin", NULL, MAMD_PLUGIN_CAP_NONE, TRUE, FALSE, FALSE
+};
+static const PluginShape shape_bad_description = {
+  "InprocBadDescriptionPlugin", "baddesc", MAMD_PLUGIN_CAP_NONE, TRUE, FALSE, FALSE,
+  "caf\xe9 (Latin-1)"
 };
 static const PluginShape shape_no_config = {
   "InprocNoConfigPlugin", "noconfig", MAMD_PLUGIN_CAP_NONE, FALSE, FALSE, FALSE
@@ -416,6 +422,7 @@ typedef struct {
 static const RefusedShape refused_shapes[] = {
   { &shape_bad_name, "method name must be 1 to 64 characters of [a-z0-9_-]" },
   { &shape_no_name, "method name must be 1 to 64 characters of [a-z0-9_-]" },
+  { &shape_bad_description, "description is not UTF-8" },
   { &shape_no_config, "does not implement load_config" },
   { &shape_no_auth, "claims CAP_SIGN_IN but does not implement authenticate_async" },
   { &shape_no_sync, "claims CAP_DIRECTORY_SYNC but does not implement sync_async" },

@@ -482,6 +482,8 @@ typedef enum {
   BUGGY_FOREIGN_ERROR,
   BUGGY_HALF_IDENTITY,
   BUGGY_CANCELLED,
+  BUGGY_BAD_UTF8,     /* text that is not UTF-8 in errors, identities, findings */
+  BUGGY_OTHER_SOURCE, /* answers through a task whose source is not the plugin */
 } BuggyMode;
 
 static BuggyMode buggy_mode;
@@ -495,7 +497,19 @@ buggy_load_config (MamdPlugin *self, const char *server_id, const char *tenant_i
     g_set_error_literal (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "foreign");
   else if (buggy_mode == BUGGY_CANCELLED)
     g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Operation was cancelled");
+  else if (buggy_mode == BUGGY_BAD_UTF8)
+    g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG, "caf\xe9");
   return NULL;
+}
+
+static void
+buggy_diagnose (MamdPlugin *self, GObject *config, GPtrArray *findings)
+{
+  if (buggy_mode != BUGGY_BAD_UTF8)
+    return;
+  g_ptr_array_add (findings, NULL);
+  g_ptr_array_add (findings, g_strdup ("caf\xe9"));
+  g_ptr_array_add (findings, NULL);
 }
 
 static gboolean
@@ -509,13 +523,25 @@ buggy_authenticate_async (MamdPlugin *self, GObject *config, GVariant *credentia
                           GCancellable *cancellable, GAsyncReadyCallback callback,
                           gpointer user_data)
 {
-  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_autoptr(GTask) task = g_task_new (buggy_mode == BUGGY_OTHER_SOURCE ? NULL : self,
+                                      cancellable, callback, user_data);
   MamdIdentity *identity = g_new0 (MamdIdentity, 1);
 
+  if (buggy_mode == BUGGY_CANCELLED)
+    {
+      /* whether or not the call was cancelled */
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "Operation was cancelled");
+      mamd_identity_free (identity);
+      return;
+    }
   /* Built by hand, bypassing mamd_identity_new. */
   identity->object_id = g_strdup (OID);
   if (buggy_mode == BUGGY_HALF_IDENTITY)
     identity->tenant_id = g_strdup ("72F988BF-86F1-41AF-91AB-2D7CD011DB47");
+  if (buggy_mode == BUGGY_BAD_UTF8 || buggy_mode == BUGGY_OTHER_SOURCE)
+    identity->tenant_id = g_strdup (TID);
+  if (buggy_mode == BUGGY_BAD_UTF8)
+    identity->user_name = g_strdup ("caf\xe9");
   g_task_return_pointer (task, identity, (GDestroyNotify) mamd_identity_free);
 }
 
@@ -536,6 +562,7 @@ buggy_class_init (gpointer klass, gpointer class_data)
   plugin_class->check_gate = buggy_check_gate;
   plugin_class->authenticate_async = buggy_authenticate_async;
   plugin_class->authenticate_finish = buggy_authenticate_finish;
+  plugin_class->diagnose = buggy_diagnose;
 }
 
 static MamdPlugin *
@@ -579,12 +606,29 @@ test_runner_bugs (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (error->message, ==, "buggy: foreign");
   g_clear_error (&error);
 
-  /* Cancellation passes unchanged, unprefixed. */
+  /* A cancellation where nothing was cancelled is a plugin's failure. */
   buggy_mode = BUGGY_CANCELLED;
   g_assert_null (mamd_plugin_load_config (buggy, "s", NULL, NULL, keyfile, "buggy", &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-  g_assert_cmpstr (error->message, ==, "Operation was cancelled");
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_FAILED);
+  g_assert_cmpstr (error->message, ==, "buggy: Operation was cancelled");
   g_clear_error (&error);
+
+  /* Messages go into D-Bus replies: made UTF-8, code kept. */
+  buggy_mode = BUGGY_BAD_UTF8;
+  g_assert_null (mamd_plugin_load_config (buggy, "s", NULL, NULL, keyfile, "buggy", &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG);
+  g_assert_cmpstr (error->message, ==, "buggy: caf\xef\xbf\xbd");
+  g_clear_error (&error);
+  {
+    g_autoptr(GPtrArray) findings = g_ptr_array_new_with_free_func (g_free);
+
+    g_ptr_array_add (findings, g_strdup ("the core's own"));
+    mamd_plugin_diagnose (buggy, config, findings);
+    g_assert_cmpuint (findings->len, ==, 2);
+    g_assert_cmpstr (g_ptr_array_index (findings, 0), ==, "the core's own");
+    g_assert_cmpstr (g_ptr_array_index (findings, 1), ==, "caf\xef\xbf\xbd");
+  }
+  buggy_mode = BUGGY_NULL_NO_ERROR;
 
   g_test_expect_message ("mamd-plugin", G_LOG_LEVEL_WARNING, "*check_gate*plugin bug*");
   g_assert_false (mamd_plugin_check_gate (buggy, config, &error));
@@ -622,9 +666,10 @@ test_runner_bad_identity (Fixture *fx, gconstpointer data)
 {
   g_autoptr(MamdPlugin) buggy = buggy_plugin_new ();
   g_autoptr(GObject) config = g_object_new (G_TYPE_OBJECT, NULL);
-  BuggyMode modes[] = { BUGGY_NULL_NO_ERROR, BUGGY_HALF_IDENTITY };
+  BuggyMode modes[] = { BUGGY_NULL_NO_ERROR, BUGGY_HALF_IDENTITY, BUGGY_BAD_UTF8 };
 
-  /* NULL tenant, then a tenant that is not canonical. */
+  /* NULL tenant, a tenant that is not canonical, a user name that is not
+   * UTF-8 */
   for (guint i = 0; i < G_N_ELEMENTS (modes); i++)
     {
       g_auto(CallResult) res = { 0 };
@@ -640,6 +685,42 @@ test_runner_bad_identity (Fixture *fx, gconstpointer data)
       g_assert_error (res.error, MAMD_ERROR, MAMD_ERROR_FAILED);
       g_assert_nonnull (strstr (res.error->message, "plugin bug"));
     }
+}
+
+/* An answer through a task of another source (a plugin that hands its
+ * callback on to another object's async call) reaches the caller; a
+ * cancellation error counts as one only when the call was cancelled. */
+static void
+test_runner_answers (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdPlugin) buggy = buggy_plugin_new ();
+  g_autoptr(GObject) config = g_object_new (G_TYPE_OBJECT, NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_auto(CallResult) other = { 0 };
+  g_auto(CallResult) stray = { 0 };
+  g_auto(CallResult) cancelled = { 0 };
+
+  buggy_mode = BUGGY_OTHER_SOURCE;
+  other.loop = fx->loop;
+  mamd_plugin_authenticate_async (buggy, config, credential_new ("object-id", OID, NULL), NULL,
+                                  authenticate_cb, &other);
+  run_until_done (&other);
+  g_assert_no_error (other.error);
+  g_assert_cmpstr (other.identity->object_id, ==, OID);
+
+  buggy_mode = BUGGY_CANCELLED;
+  stray.loop = fx->loop;
+  mamd_plugin_authenticate_async (buggy, config, credential_new ("object-id", OID, NULL),
+                                  cancellable, authenticate_cb, &stray);
+  run_until_done (&stray);
+  g_assert_error (stray.error, MAMD_ERROR, MAMD_ERROR_FAILED);
+
+  g_cancellable_cancel (cancellable);
+  cancelled.loop = fx->loop;
+  mamd_plugin_authenticate_async (buggy, config, credential_new ("object-id", OID, NULL),
+                                  cancellable, authenticate_cb, &cancelled);
+  run_until_done (&cancelled);
+  g_assert_error (cancelled.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
 /* ---- gate-changed ---- */
@@ -735,6 +816,7 @@ main (int argc, char **argv)
   ADD ("runner/bugs", test_runner_bugs);
   ADD ("runner/not-supported", test_runner_not_supported);
   ADD ("runner/bad-identity", test_runner_bad_identity);
+  ADD ("runner/answers", test_runner_answers);
   ADD ("gate-changed", test_gate_changed);
 
 #undef ADD
