@@ -434,17 +434,137 @@ mamd_plugin_config_activate (MamdPlugin *self, GObject *config, gboolean active)
     klass->config_activate (self, config, active);
 }
 
+/* ---- calls into a plugin's async vfuncs ---- */
+
+/* One call of authenticate_async or sync_async. The caller's task is
+ * answered by whichever comes first: the plugin's answer, or the
+ * cancellation of the call's cancellable, so that a plugin that ignores
+ * its cancellable cannot hold a call (and its caller's quota) forever; a
+ * late answer is dropped. The plugin's callback gets the call's serial,
+ * not a pointer: an answer after the first (a plugin bug) finds nothing
+ * and is ignored, instead of touching freed memory. */
+typedef struct {
+  MamdPlugin *plugin;        /* ref */
+  GTask *task;               /* the caller's; NULL once answered */
+  GCancellable *cancellable; /* ref, or NULL */
+  gulong cancelled_id;
+} PluginCall;
+
+static GMutex calls_lock;
+static GHashTable *calls; /* serial (guint) -> PluginCall */
+static guint last_serial;
+
+static void
+plugin_call_free (PluginCall *call)
+{
+  /* not g_cancellable_disconnect(), which deadlocks when the plugin
+   * answers from a "cancelled" handler; ours only looks up the table */
+  if (call->cancelled_id != 0)
+    g_signal_handler_disconnect (call->cancellable, call->cancelled_id);
+  g_clear_object (&call->cancellable);
+  g_clear_object (&call->task);
+  g_object_unref (call->plugin);
+  g_free (call);
+}
+
+static gboolean
+return_cancelled (gpointer data)
+{
+  g_task_return_error_if_cancelled (G_TASK (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+plugin_call_cancelled (GCancellable *cancellable, gpointer serial)
+{
+  PluginCall *call;
+  GTask *task = NULL;
+
+  g_mutex_lock (&calls_lock);
+  call = g_hash_table_lookup (calls, serial);
+  if (call != NULL)
+    task = g_steal_pointer (&call->task);
+  g_mutex_unlock (&calls_lock);
+  if (task != NULL)
+    {
+      /* from an idle: the canceller (a loop over calls, say) is not
+       * re-entered */
+      GSource *idle = g_idle_source_new ();
+
+      g_source_set_callback (idle, return_cancelled, task, g_object_unref);
+      g_source_set_static_name (idle, "[mamd] plugin call cancelled");
+      g_source_attach (idle, g_task_get_context (task));
+      g_source_unref (idle);
+    }
+}
+
+/* Registers a call answering @task (taken); returns the user_data for the
+ * plugin's callback. */
+static gpointer
+plugin_call_start (MamdPlugin *self, GTask *task, GCancellable *cancellable)
+{
+  PluginCall *call = g_new0 (PluginCall, 1);
+  gpointer serial;
+
+  call->plugin = g_object_ref (self);
+  call->task = task;
+  g_mutex_lock (&calls_lock);
+  if (calls == NULL)
+    calls = g_hash_table_new (NULL, NULL);
+  do
+    serial = GUINT_TO_POINTER (++last_serial);
+  while (serial == NULL || g_hash_table_contains (calls, serial));
+  g_hash_table_insert (calls, serial, call);
+  g_mutex_unlock (&calls_lock);
+  if (cancellable != NULL)
+    {
+      call->cancellable = g_object_ref (cancellable);
+      call->cancelled_id = g_cancellable_connect (cancellable,
+                                                  G_CALLBACK (plugin_call_cancelled),
+                                                  serial, NULL);
+    }
+  return serial;
+}
+
+/* The call answered with @serial, out of the table, and its caller's task
+ * in @task (NULL when cancelled first); NULL when it was answered before. */
+static PluginCall *
+plugin_call_take (gpointer serial, GTask **task)
+{
+  PluginCall *call = NULL;
+
+  g_mutex_lock (&calls_lock);
+  if (g_hash_table_steal_extended (calls, serial, NULL, (gpointer *) &call))
+    *task = g_steal_pointer (&call->task);
+  g_mutex_unlock (&calls_lock);
+  if (call == NULL)
+    g_warning ("a plugin answered one call twice (plugin bug): the second answer is ignored");
+  return call;
+}
+
 static void
 authenticate_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr(GTask) task = user_data;
-  /* not @source: a plugin may answer through another object's task */
-  MamdPlugin *self = g_task_get_source_object (task);
+  g_autoptr(GTask) task = NULL;
+  PluginCall *call = plugin_call_take (user_data, &task);
+  MamdPlugin *self;
   g_autoptr(MamdIdentity) identity = NULL;
   GError *local_error = NULL;
   g_autoptr(GError) error = NULL;
 
+  if (call == NULL)
+    return;
+  /* not @source: a plugin may answer through another object's task; the
+   * plugin outlives the call as @task's source object */
+  self = call->plugin;
   identity = MAMD_PLUGIN_GET_CLASS (self)->authenticate_finish (self, result, &local_error);
+  plugin_call_free (call);
+  if (task == NULL)
+    {
+      /* cancelled, and answered so already */
+      g_clear_error (&local_error);
+      return;
+    }
   if (local_error != NULL)
     {
       propagate_plugin_error (self, g_task_get_cancellable (task), local_error, &error);
@@ -506,8 +626,8 @@ mamd_plugin_authenticate_async (MamdPlugin *self, GObject *config,
       return;
     }
 
-  klass->authenticate_async (self, config, owned_credential, cancellable,
-                             authenticate_cb, g_steal_pointer (&task));
+  klass->authenticate_async (self, config, owned_credential, cancellable, authenticate_cb,
+                             plugin_call_start (self, g_steal_pointer (&task), cancellable));
 }
 
 MamdIdentity *
@@ -522,14 +642,26 @@ mamd_plugin_authenticate_finish (MamdPlugin *self, GAsyncResult *result, GError 
 static void
 sync_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr(GTask) task = user_data;
-  /* not @source: a plugin may answer through another object's task */
-  MamdPlugin *self = g_task_get_source_object (task);
+  g_autoptr(GTask) task = NULL;
+  PluginCall *call = plugin_call_take (user_data, &task);
+  MamdPlugin *self;
   g_autoptr(GPtrArray) users = NULL;
   GError *local_error = NULL;
   g_autoptr(GError) error = NULL;
 
+  if (call == NULL)
+    return;
+  /* not @source: a plugin may answer through another object's task; the
+   * plugin outlives the call as @task's source object */
+  self = call->plugin;
   users = MAMD_PLUGIN_GET_CLASS (self)->sync_finish (self, result, &local_error);
+  plugin_call_free (call);
+  if (task == NULL)
+    {
+      /* cancelled, and answered so already */
+      g_clear_error (&local_error);
+      return;
+    }
   if (local_error != NULL)
     {
       propagate_plugin_error (self, g_task_get_cancellable (task), local_error, &error);
@@ -583,7 +715,8 @@ mamd_plugin_sync_async (MamdPlugin *self, GObject *config, GCancellable *cancell
       return;
     }
 
-  klass->sync_async (self, config, cancellable, sync_cb, g_steal_pointer (&task));
+  klass->sync_async (self, config, cancellable, sync_cb,
+                     plugin_call_start (self, g_steal_pointer (&task), cancellable));
 }
 
 GPtrArray *

@@ -484,9 +484,31 @@ typedef enum {
   BUGGY_CANCELLED,
   BUGGY_BAD_UTF8,     /* text that is not UTF-8 in errors, identities, findings */
   BUGGY_OTHER_SOURCE, /* answers through a task whose source is not the plugin */
+  BUGGY_NEVER,        /* ignores its cancellable; answers when the test says */
+  BUGGY_TWICE,        /* calls the callback twice */
 } BuggyMode;
 
 static BuggyMode buggy_mode;
+static GTask *buggy_held; /* BUGGY_NEVER's call */
+
+typedef struct {
+  GObject *source;
+  GTask *result;
+  GAsyncReadyCallback callback;
+  gpointer user_data;
+} BuggyAnswer;
+
+static gboolean
+buggy_answer_twice (gpointer data)
+{
+  BuggyAnswer *answer = data;
+
+  answer->callback (answer->source, G_ASYNC_RESULT (answer->result), answer->user_data);
+  answer->callback (answer->source, G_ASYNC_RESULT (answer->result), answer->user_data);
+  g_object_unref (answer->result);
+  g_free (answer);
+  return G_SOURCE_REMOVE;
+}
 
 static GObject *
 buggy_load_config (MamdPlugin *self, const char *server_id, const char *tenant_id,
@@ -538,10 +560,29 @@ buggy_authenticate_async (MamdPlugin *self, GObject *config, GVariant *credentia
   identity->object_id = g_strdup (OID);
   if (buggy_mode == BUGGY_HALF_IDENTITY)
     identity->tenant_id = g_strdup ("72F988BF-86F1-41AF-91AB-2D7CD011DB47");
-  if (buggy_mode == BUGGY_BAD_UTF8 || buggy_mode == BUGGY_OTHER_SOURCE)
+  if (buggy_mode >= BUGGY_BAD_UTF8)
     identity->tenant_id = g_strdup (TID);
   if (buggy_mode == BUGGY_BAD_UTF8)
     identity->user_name = g_strdup ("caf\xe9");
+  if (buggy_mode == BUGGY_NEVER)
+    {
+      mamd_identity_free (identity);
+      buggy_held = g_steal_pointer (&task);
+      return;
+    }
+  if (buggy_mode == BUGGY_TWICE)
+    {
+      BuggyAnswer *answer = g_new0 (BuggyAnswer, 1);
+
+      /* a finished task nobody is told of, then two calls by hand */
+      answer->result = g_task_new (self, NULL, NULL, NULL);
+      g_task_return_pointer (answer->result, identity, (GDestroyNotify) mamd_identity_free);
+      answer->source = G_OBJECT (self);
+      answer->callback = callback;
+      answer->user_data = user_data;
+      g_idle_add (buggy_answer_twice, answer);
+      return;
+    }
   g_task_return_pointer (task, identity, (GDestroyNotify) mamd_identity_free);
 }
 
@@ -723,6 +764,51 @@ test_runner_answers (Fixture *fx, gconstpointer data)
   g_assert_error (cancelled.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* A plugin that ignores its cancellable does not hold the call: it is
+ * answered Cancelled at once, and the plugin's late answer is dropped. A
+ * plugin that answers twice gets its second answer ignored. */
+static void
+test_runner_misbehaving_answers (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdPlugin) buggy = buggy_plugin_new ();
+  g_autoptr(GObject) config = g_object_new (G_TYPE_OBJECT, NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GTask) late = NULL;
+  g_auto(CallResult) never = { 0 };
+  g_auto(CallResult) twice = { 0 };
+
+  buggy_mode = BUGGY_NEVER;
+  never.loop = fx->loop;
+  mamd_plugin_authenticate_async (buggy, config, credential_new ("object-id", OID, NULL),
+                                  cancellable, authenticate_cb, &never);
+  g_assert_nonnull (buggy_held);
+  g_cancellable_cancel (cancellable);
+  /* answered from the main loop, not from within the cancel */
+  g_assert_false (never.done);
+  run_until_done (&never);
+  g_assert_error (never.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* the late answer reaches nobody */
+  never.done = FALSE;
+  late = g_steal_pointer (&buggy_held);
+  g_task_return_pointer (late, mamd_identity_new (OID, TID, NULL, NULL, NULL, NULL),
+                         (GDestroyNotify) mamd_identity_free);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_false (never.done);
+
+  buggy_mode = BUGGY_TWICE;
+  twice.loop = fx->loop;
+  g_test_expect_message ("mamd-plugin", G_LOG_LEVEL_WARNING, "*answered one call twice*");
+  mamd_plugin_authenticate_async (buggy, config, credential_new ("object-id", OID, NULL), NULL,
+                                  authenticate_cb, &twice);
+  run_until_done (&twice);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_test_assert_expected_messages ();
+  g_assert_no_error (twice.error);
+  g_assert_cmpstr (twice.identity->object_id, ==, OID);
+}
+
 /* ---- gate-changed ---- */
 
 typedef struct {
@@ -817,6 +903,7 @@ main (int argc, char **argv)
   ADD ("runner/not-supported", test_runner_not_supported);
   ADD ("runner/bad-identity", test_runner_bad_identity);
   ADD ("runner/answers", test_runner_answers);
+  ADD ("runner/misbehaving-answers", test_runner_misbehaving_answers);
   ADD ("gate-changed", test_gate_changed);
 
 #undef ADD
