@@ -34,6 +34,9 @@ static const MamdConfigKey config_keys[] = {
     "D-Bus calls one bus peer may have in flight (at least 1)" },
   { DAEMON_FILE, "Limits", "MaxCallsInFlightPerUser", "unsigned", "256",
     "D-Bus calls one calling uid may have in flight over all its connections (at least 1)" },
+  { DAEMON_FILE, "Limits", "SignInTimeout", "unsigned", "60",
+    "Seconds a plugin may take to authenticate a sign-in before mamd gives up on it with "
+    "PluginUnavailable (1 to 3600)" },
   { SERVER_FILE, "Server", "Enable", "boolean", "false",
     "Whether Intune MAM is enforced for this server" },
   { SERVER_FILE, "Server", "Name", "string", NULL,
@@ -166,6 +169,8 @@ unsigned_minimum (const MamdConfigKey *k)
 static guint
 unsigned_maximum (const MamdConfigKey *k)
 {
+  if (g_str_equal (k->key, "SignInTimeout"))
+    return 3600;
   return g_str_has_suffix (k->key, "RetentionDays") ? 36500 : G_MAXUINT;
 }
 
@@ -501,6 +506,7 @@ load_daemon (Loader *ld, const char *dir, const char *path)
   daemon->max_calls_per_sender =
     get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerSender");
   daemon->max_calls_per_uid = get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerUser");
+  daemon->sign_in_timeout = get_unsigned (kf, DAEMON_FILE, "Limits", "SignInTimeout");
   return g_steal_pointer (&daemon);
 }
 

@@ -603,6 +603,7 @@ test_stop_mid_commit (void)
 
   db_path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db", NULL);
   g_assert_cmpint (sqlite3_open_v2 (db_path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, WAIT_MS);
   g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
   call (d, "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1), &report);
   /* mamd handles calls in order: once Introspect is answered, the report's

@@ -445,6 +445,36 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
+/* A plugin that does not answer within SignInTimeout is given up on: the
+ * sign-in fails with PluginUnavailable, and the late answer creates
+ * nothing. */
+static void
+test_sign_in_timeout (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *res = NULL;
+
+  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
+  write_daemon (fx, "[Limits]\nSignInTimeout=1\n");
+  write_server (fx, "other", "[Server]\n[held]\n");
+  engine_start (fx);
+
+  mamd_engine_sign_in_async (fx->engine, &user1, "other", "held", cred, "ios", "dev-0", NULL,
+                             store_result, &res);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_null (result);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "did not authenticate within 1 s (SignInTimeout"));
+  held_release (held);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (mamd_engine_get_n_sessions (fx->engine), ==, 0);
+  engine_stop (fx);
+}
+
 /* A reload while the plugin lists the directory: the listing was made
  * under settings that no longer hold (another base or filter, say), so
  * nobody is provisioned from it and the caller is told to sync again. */
@@ -503,6 +533,8 @@ test_cancel_during_commit (Fixture *fx, gconstpointer data)
   write_server (fx, "chat", MAM_SERVER (""));
   engine_start (fx);
   g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  /* the engine may still be committing what it did at start */
+  sqlite3_busy_timeout (db, 60000);
   g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
   mamd_engine_sign_in_async (fx->engine, &user1, "chat", "test", cred, "ios", "dev-1",
                              cancellable, store_result, &res);
@@ -923,6 +955,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);
   ADD ("/mamd/engine/reload/during-sync", test_reload_during_sync);
+  ADD ("/mamd/engine/sign-in-timeout", test_sign_in_timeout);
   ADD ("/mamd/engine/cancel-during-commit", test_cancel_during_commit);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);

@@ -331,6 +331,7 @@ hold_write_lock (Fixture *fx, LockWarnings *seen, sqlite3 **db)
   g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
   g_log_set_writer_func (count_lock_warnings, seen, NULL);
   g_assert_cmpint (sqlite3_open_v2 (path, db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  sqlite3_busy_timeout (*db, 60000);
   g_assert_cmpint (sqlite3_exec (*db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
 }
 
