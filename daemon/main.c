@@ -30,8 +30,9 @@ typedef struct {
   guint name_owner_id;
   gboolean name_acquired;
   gboolean connection_closed;
-  GPtrArray *monitors;       /* GFileMonitor */
+  GPtrArray *watches;        /* Watch */
   guint debounce_id;
+  guint rewatch_id;          /* the reload after a monitor was replaced */
   gboolean reload_running;
   gboolean reload_again;
   char *reload_again_origin;
@@ -48,7 +49,6 @@ daemon_quit (MamdDaemon *daemon, int status)
 
 /* ---- reload ---- */
 
-static void setup_monitors (MamdDaemon *daemon);
 static void daemon_reload (MamdDaemon *daemon, const char *origin);
 
 typedef struct {
@@ -72,8 +72,6 @@ on_reload_done (GObject *source, GAsyncResult *result, gpointer user_data)
   g_free (data->origin);
   g_free (data);
 
-  /* the licence file may have moved with the configuration */
-  setup_monitors (daemon);
   if (daemon->reload_again) {
     g_autofree char *origin = g_steal_pointer (&daemon->reload_again_origin);
 
@@ -123,12 +121,35 @@ on_file_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorE
   daemon->debounce_id = g_timeout_add (RELOAD_DEBOUNCE_MS, on_debounce, daemon);
 }
 
+/* A file or directory mamd watches. A directory monitor follows the
+ * directory it was made for, so another directory at its path (a swapped
+ * symlink, say) needs a new one; a file monitor follows its name. */
+typedef struct {
+  char *path;
+  gboolean directory;
+  dev_t dev;
+  ino_t ino;
+  GFileMonitor *monitor;
+} Watch;
+
 static void
-add_monitor (MamdDaemon *daemon, const char *path, gboolean directory)
+watch_free (gpointer data)
+{
+  Watch *watch = data;
+
+  g_file_monitor_cancel (watch->monitor);
+  g_object_unref (watch->monitor);
+  g_free (watch->path);
+  g_free (watch);
+}
+
+static Watch *
+watch_new (MamdDaemon *daemon, const char *path, gboolean directory, const struct stat *st)
 {
   g_autoptr(GFile) file = g_file_new_for_path (path);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GFileMonitor) monitor = NULL;
+  GFileMonitor *monitor;
+  Watch *watch;
 
   if (directory)
     monitor = g_file_monitor_directory (file, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
@@ -137,27 +158,86 @@ add_monitor (MamdDaemon *daemon, const char *path, gboolean directory)
   if (monitor == NULL) {
     g_warning ("cannot watch %s for changes (reload with SIGHUP instead): %s", path,
                error->message);
-    return;
+    return NULL;
   }
   g_signal_connect (monitor, "changed", G_CALLBACK (on_file_changed), daemon);
-  g_ptr_array_add (daemon->monitors, g_steal_pointer (&monitor));
+  watch = g_new0 (Watch, 1);
+  watch->path = g_strdup (path);
+  watch->directory = directory;
+  watch->dev = st->st_dev;
+  watch->ino = st->st_ino;
+  watch->monitor = monitor;
+  return watch;
 }
 
+/* Moves the watch of @path from the daemon's watches to @kept, or makes a
+ * new one there. TRUE when it made one. */
+static gboolean
+keep_watch (MamdDaemon *daemon, GPtrArray *kept, const char *path, gboolean directory)
+{
+  struct stat st = { 0 };
+  Watch *watch;
+
+  if (directory && stat (path, &st) != 0)
+    return FALSE;
+  for (guint i = 0; i < daemon->watches->len; i++) {
+    watch = g_ptr_array_index (daemon->watches, i);
+    if (!g_str_equal (watch->path, path) || watch->directory != directory)
+      continue;
+    if (!directory || (watch->dev == st.st_dev && watch->ino == st.st_ino)) {
+      g_ptr_array_add (kept, g_ptr_array_steal_index (daemon->watches, i));
+      return FALSE;
+    }
+    /* gone before the new one comes: GIO would hand the new monitor the
+     * old directory's watch, which it shares by path */
+    g_ptr_array_remove_index (daemon->watches, i);
+    break;
+  }
+  watch = watch_new (daemon, path, directory, &st);
+  if (watch == NULL)
+    return FALSE;
+  g_ptr_array_add (kept, watch);
+  return TRUE;
+}
+
+static gboolean
+on_rewatch (gpointer user_data)
+{
+  MamdDaemon *daemon = user_data;
+
+  daemon->rewatch_id = 0;
+  daemon_reload (daemon, "watch renewed");
+  return G_SOURCE_REMOVE;
+}
+
+/* Watches the configuration directory, servers.d and the licence file.
+ * Monitors whose target is unchanged are kept: a new one misses what
+ * changed before it existed, so after a replacement (not at start, just
+ * after the files were read) the files are read once more. */
 static void
-setup_monitors (MamdDaemon *daemon)
+update_watches (MamdDaemon *daemon, gboolean starting)
 {
   const MamdConfig *config = mamd_engine_get_config (daemon->engine);
   g_autofree char *servers_dir = g_build_filename (daemon->config_dir, "servers.d", NULL);
+  GPtrArray *kept = g_ptr_array_new_with_free_func (watch_free);
+  gboolean created = FALSE;
 
-  for (guint i = 0; i < daemon->monitors->len; i++)
-    g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
-  g_ptr_array_set_size (daemon->monitors, 0);
-
-  add_monitor (daemon, daemon->config_dir, TRUE);
-  if (g_file_test (servers_dir, G_FILE_TEST_IS_DIR))
-    add_monitor (daemon, servers_dir, TRUE);
+  created |= keep_watch (daemon, kept, daemon->config_dir, TRUE);
+  created |= keep_watch (daemon, kept, servers_dir, TRUE);
   if (config != NULL && config->daemon != NULL && config->daemon->license_file != NULL)
-    add_monitor (daemon, config->daemon->license_file, FALSE);
+    created |= keep_watch (daemon, kept, config->daemon->license_file, FALSE);
+  g_ptr_array_unref (daemon->watches);
+  daemon->watches = kept;
+  if (created && !starting && daemon->rewatch_id == 0)
+    daemon->rewatch_id = g_idle_add (on_rewatch, daemon);
+}
+
+/* Every reload, by SIGHUP, file change or D-Bus, may have moved what is
+ * watched: the licence file with mamd.conf, a directory behind a symlink. */
+static void
+on_engine_reloaded (MamdEngine *engine, gpointer user_data)
+{
+  update_watches (user_data, FALSE);
 }
 
 /* ---- unix signals, engine failure ---- */
@@ -273,6 +353,7 @@ daemon_start (MamdDaemon *daemon, const MamdOptions *options, GError **error)
   if (!mamd_engine_start (daemon->engine, options->config_dir, error))
     return FALSE;
   g_signal_connect (daemon->engine, "fatal", G_CALLBACK (on_engine_fatal), daemon);
+  g_signal_connect (daemon->engine, "reloaded", G_CALLBACK (on_engine_reloaded), daemon);
 
   daemon->connection = connect_bus (daemon, options->session_bus, options->bus_address, error);
   if (daemon->connection == NULL)
@@ -293,7 +374,7 @@ daemon_start (MamdDaemon *daemon, const MamdOptions *options, GError **error)
                                                         G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                                                         on_name_acquired, on_name_lost, daemon,
                                                         NULL);
-  setup_monitors (daemon);
+  update_watches (daemon, TRUE);
   return TRUE;
 }
 
@@ -304,8 +385,10 @@ daemon_stop (MamdDaemon *daemon)
   int status = daemon->exit_status < 0 ? EXIT_SUCCESS : daemon->exit_status;
 
   g_clear_handle_id (&daemon->debounce_id, g_source_remove);
-  for (guint i = 0; i < daemon->monitors->len; i++)
-    g_file_monitor_cancel (g_ptr_array_index (daemon->monitors, i));
+  g_clear_handle_id (&daemon->rewatch_id, g_source_remove);
+  if (daemon->engine != NULL)
+    g_signal_handlers_disconnect_by_func (daemon->engine, on_engine_reloaded, daemon);
+  g_ptr_array_set_size (daemon->watches, 0);
   /* nothing new starts while the commits under way finish; mamd keeps its
    * name until their signals are out, so that clients subscribed by name
    * (mamctl monitor) get them */
@@ -339,7 +422,7 @@ daemon_free (MamdDaemon *daemon)
   g_clear_object (&daemon->adaptor);
   g_clear_object (&daemon->engine);
   g_clear_object (&daemon->connection);
-  g_ptr_array_unref (daemon->monitors);
+  g_ptr_array_unref (daemon->watches);
   g_main_loop_unref (daemon->loop);
   g_free (daemon->config_dir);
   g_free (daemon->bus_description);
@@ -361,6 +444,7 @@ main (int argc, char **argv)
 {
   MamdOptions options = { 0 };
   gboolean verbose = FALSE, version = FALSE;
+  guint signal_ids[3];
   const GOptionEntry entries[] = {
     { "session-bus", 0, 0, G_OPTION_ARG_NONE, &options.session_bus,
       "Serve on the session bus instead of the system bus", NULL },
@@ -430,19 +514,23 @@ main (int argc, char **argv)
   daemon->loop = g_main_loop_new (NULL, FALSE);
   daemon->exit_status = -1;
   daemon->config_dir = g_strdup (options.config_dir);
-  daemon->monitors = g_ptr_array_new_with_free_func (g_object_unref);
+  daemon->watches = g_ptr_array_new_with_free_func (watch_free);
 
+  /* before the name is owned: a SIGHUP (a reload) the moment a client
+   * sees the name must not end mamd; the loop handles them once it runs */
+  signal_ids[0] = g_unix_signal_add (SIGTERM, on_sigterm, daemon);
+  signal_ids[1] = g_unix_signal_add (SIGINT, on_sigterm, daemon);
+  signal_ids[2] = g_unix_signal_add (SIGHUP, on_sighup, daemon);
   if (!daemon_start (daemon, &options, &error)) {
     g_printerr ("mamd: cannot start: %s\n", error->message);
+    for (guint i = 0; i < G_N_ELEMENTS (signal_ids); i++)
+      g_source_remove (signal_ids[i]);
     if (daemon->engine != NULL)
       mamd_engine_shutdown (daemon->engine, NULL);
     daemon_free (daemon);
     options_clear (&options);
     return EXIT_FAILURE;
   }
-  g_unix_signal_add (SIGTERM, on_sigterm, daemon);
-  g_unix_signal_add (SIGINT, on_sigterm, daemon);
-  g_unix_signal_add (SIGHUP, on_sighup, daemon);
 
   g_main_loop_run (daemon->loop);
   status = daemon_stop (daemon);

@@ -514,15 +514,18 @@ mamd_engine_reload_async (MamdEngine *self, GCancellable *cancellable,
     return;
   }
   op = mamd_engine_op_new (self, task);
-  if (!mamd_engine_load_all (self, self->config_dir, FALSE, op, &error)) {
+  if (mamd_engine_load_all (self, self->config_dir, FALSE, op, &error)) {
+    mamd_engine_op_commit (op);
+  } else {
     g_message ("reload refused, the configuration in force is unchanged: %s",
                error->message);
     g_clear_object (&op->task);
     mamd_engine_op_free (op);
     g_task_return_error (task, g_steal_pointer (&error));
-    return;
   }
-  mamd_engine_op_commit (op);
+  /* applied or refused, what it read may have moved (the licence file with
+   * mamd.conf, a directory behind a symlink): for whoever watches files */
+  g_signal_emit_by_name (self, "reloaded");
 }
 
 gboolean

@@ -21,6 +21,7 @@ enum {
   SIGNAL_WIPE_REQUESTED,
   SIGNAL_POLICY_CHANGED,
   SIGNAL_FATAL,
+  SIGNAL_RELOADED,
   N_SIGNALS
 };
 
@@ -447,6 +448,20 @@ op_commit_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   run_committed_waiters (self);
 }
 
+static void
+empty_op_committed (const GError *error, gpointer user_data)
+{
+  MamdEngineOp *op = user_data;
+
+  if (error == NULL) {
+    op_done (op);
+    return;
+  }
+  if (op->task != NULL)
+    g_task_return_error (op->task, g_error_copy (error));
+  mamd_engine_op_free (op);
+}
+
 void
 mamd_engine_op_commit (MamdEngineOp *op)
 {
@@ -460,7 +475,8 @@ mamd_engine_op_commit (MamdEngineOp *op)
     return;
   }
   if (mamd_store_txn_is_empty (op->txn)) {
-    op_done (op);
+    /* nothing to save, but no answer before what came earlier is saved */
+    mamd_engine_when_committed (self, empty_op_committed, op);
     return;
   }
   self->n_submitted++;
@@ -539,6 +555,10 @@ mamd_engine_class_init (MamdEngineClass *klass)
   signals[SIGNAL_FATAL] =
     g_signal_new ("fatal", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+  /* a reload ran, applied or refused */
+  signals[SIGNAL_RELOADED] =
+    g_signal_new ("reloaded", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void

@@ -516,6 +516,40 @@ test_reload_during_sync (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
+/* Takes the state store's write lock, as another program might (after the
+ * engine's own commits under way). */
+static sqlite3 *
+lock_store (Fixture *fx)
+{
+  g_autofree char *path = g_build_filename (fx->state, "state.db", NULL);
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, 60000);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  return db;
+}
+
+static void
+unlock_store (sqlite3 *db)
+{
+  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+}
+
+/* Starts a sign-in of ALICE and iterates until its commit is under way. */
+static void
+sign_in_until_committing (Fixture *fx, GCancellable *cancellable, GAsyncResult **res)
+{
+  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
+  guint before = mamd_engine_get_n_sessions (fx->engine);
+
+  mamd_engine_sign_in_async (fx->engine, &user1, "chat", "test", cred, "ios", "dev-1",
+                             cancellable, store_result, res);
+  while (mamd_engine_get_n_sessions (fx->engine) == before)
+    g_main_context_iteration (NULL, TRUE);
+}
+
 /* The caller goes away while its sign-in's commit is under way (another
  * program holds the store's write lock): the session is committed, so the
  * answer is the session, not "cancelled". */
@@ -523,31 +557,57 @@ static void
 test_cancel_during_commit (Fixture *fx, gconstpointer data)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = g_build_filename (fx->state, "state.db", NULL);
   GAsyncResult *res = NULL;
-  sqlite3 *db = NULL;
+  sqlite3 *db;
 
   write_server (fx, "chat", MAM_SERVER (""));
   engine_start (fx);
-  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
-  /* the engine may still be committing what it did at start */
-  sqlite3_busy_timeout (db, 60000);
-  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
-  mamd_engine_sign_in_async (fx->engine, &user1, "chat", "test", cred, "ios", "dev-1",
-                             cancellable, store_result, &res);
-  /* authenticated, and the session's commit waits for the lock */
-  while (mamd_engine_get_n_sessions (fx->engine) == 0)
-    g_main_context_iteration (NULL, TRUE);
+  db = lock_store (fx);
+  sign_in_until_committing (fx, cancellable, &res);
   g_cancellable_cancel (cancellable);
-  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
+  unlock_store (db);
   result = finish_sign_in (fx, &res, &error);
   g_assert_no_error (error);
   g_assert_nonnull (result);
   g_assert_cmpint (result->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
+  engine_stop (fx);
+}
+
+/* A call that changes nothing (a reload of unchanged files) still answers
+ * only after the changes submitted before it are saved. */
+static void
+test_nothing_to_save_waits (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GAsyncResult *res = NULL;
+  GAsyncResult *reloaded = NULL;
+  sqlite3 *db;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  db = lock_store (fx);
+  sign_in_until_committing (fx, NULL, &res);
+  mamd_engine_reload_async (fx->engine, NULL, store_result, &reloaded);
+  for (guint i = 0; i < 20; i++) {
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+    g_usleep (10000);
+  }
+  g_assert_null (reloaded);
+  g_assert_null (res);
+  unlock_store (db);
+  while (reloaded == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  /* the sign-in's answer came first */
+  g_assert_nonnull (res);
+  g_assert_true (mamd_engine_reload_finish (fx->engine, reloaded, &error));
+  g_assert_no_error (error);
+  g_clear_object (&reloaded);
+  result = finish_sign_in (fx, &res, &error);
+  g_assert_no_error (error);
   engine_stop (fx);
 }
 
@@ -957,6 +1017,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/during-sync", test_reload_during_sync);
   ADD ("/mamd/engine/sign-in-timeout", test_sign_in_timeout);
   ADD ("/mamd/engine/cancel-during-commit", test_cancel_during_commit);
+  ADD ("/mamd/engine/nothing-to-save-waits", test_nothing_to_save_waits);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
