@@ -708,17 +708,29 @@ on_wait_timeout (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static gboolean
+on_poll_tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
 gboolean
 mamd_test_daemon_iterate_until (MamdTestDaemon *d, gboolean (*done) (gpointer user_data),
                                 gpointer user_data, guint timeout_ms)
 {
   gboolean timed_out = FALSE;
   g_autoptr(GSource) timeout = g_timeout_source_new (timeout_ms);
+  /* @done may watch what no source wakes the loop for (a log file, a
+   * database, an answer to a synchronous call): look every 10 ms */
+  g_autoptr(GSource) tick = g_timeout_source_new (10);
 
   g_source_set_callback (timeout, on_wait_timeout, &timed_out, NULL);
   g_source_attach (timeout, NULL);
+  g_source_set_callback (tick, on_poll_tick, NULL, NULL);
+  g_source_attach (tick, NULL);
   while (!done (user_data) && !timed_out)
     g_main_context_iteration (NULL, TRUE);
+  g_source_destroy (tick);
   g_source_destroy (timeout);
   return done (user_data);
 }

@@ -121,8 +121,8 @@ GPtrArray *mamd_test_daemon_get_signals (MamdTestDaemon *d);
  * the main context until it arrives; NULL after @timeout_ms. */
 const MamdTestSignal *mamd_test_daemon_wait_signal (MamdTestDaemon *d, const char *member,
                                                     const char *arg0, guint timeout_ms);
-/* Iterates the main context until @done (@user_data) is TRUE; FALSE after
- * @timeout_ms. */
+/* Iterates the main context until @done (@user_data) is TRUE, asking it
+ * on every event and every 10 ms; FALSE after @timeout_ms. */
 gboolean mamd_test_daemon_iterate_until (MamdTestDaemon *d,
                                          gboolean (*done) (gpointer user_data),
                                          gpointer user_data, guint timeout_ms);

@@ -279,8 +279,6 @@ server_enable_is (gpointer user_data)
     found |= g_strcmp0 (id, SERVER) == 0 && enable == wait->enable;
     g_variant_unref (server);
   }
-  if (!found)
-    g_usleep (20000);
   return found;
 }
 
