@@ -3,6 +3,7 @@
 #include "mamd-test-util.h"
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 void
 mamd_test_rm_rf (const char *path)
@@ -64,4 +65,23 @@ mamd_test_run (GSubprocessLauncher *launcher, const char *relpath, const char *c
   run->status = g_subprocess_get_exit_status (proc);
   g_test_message ("%s %s -> %d\n%s%s", relpath, args[0] != NULL ? args[0] : "", run->status,
                   run->out, run->err);
+}
+
+sqlite3 *
+mamd_test_lock_store (const char *state_dir)
+{
+  g_autofree char *path = g_build_filename (state_dir, "state.db", NULL);
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, 60000);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  return db;
+}
+
+void
+mamd_test_unlock_store (sqlite3 *db)
+{
+  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
 }

@@ -29,4 +29,10 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MamdTestRun, mamd_test_run_clear)
 void mamd_test_run (GSubprocessLauncher *launcher, const char *relpath, const char *const *args,
                     MamdTestRun *run);
 
+/* Takes the write lock of @state_dir's state.db, as another program might,
+ * waiting for the commits under way; mamd_test_unlock_store() lets go. */
+typedef struct sqlite3 sqlite3;
+sqlite3 *mamd_test_lock_store (const char *state_dir);
+void mamd_test_unlock_store (sqlite3 *db);
+
 G_END_DECLS

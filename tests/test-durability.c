@@ -14,6 +14,7 @@
 
 #include "mamd-plugin.h"
 #include "mamd-test-daemon.h"
+#include "mamd-test-util.h"
 
 #define SERVER "chat"
 #define IN_FLIGHT 16
@@ -469,28 +470,6 @@ never (gpointer user_data)
   return FALSE;
 }
 
-/* Takes the write lock of @d's state store, as another program might
- * (after mamd's own commits under way). */
-static sqlite3 *
-lock_store (MamdTestDaemon *d)
-{
-  g_autofree char *path = g_build_filename (mamd_test_daemon_get_state_dir (d), "state.db",
-                                            NULL);
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, WAIT_MS);
-  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
-  return db;
-}
-
-static void
-unlock_store (sqlite3 *db)
-{
-  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
-}
-
 /* No answer may show a change that a crash could still undo. Another
  * program holds the store's write lock, so commits wait. CheckAccess right
  * after a successful enrollment report must not say "allowed" before the
@@ -525,7 +504,7 @@ test_answers_wait_for_commits (void)
   b = mamd_test_daemon_sign_in (d, SERVER, oid_b, "ios", "device-b", &path_b, &error);
   g_assert_no_error (error);
 
-  db = lock_store (d);
+  db = mamd_test_lock_store (mamd_test_daemon_get_state_dir (d));
 
   call (d, "ReportEnrollment", g_variant_new ("(osi)", path_a, "success", -1), &report_a);
   call (d, "CheckAccess", g_variant_new ("(o)", path_a), &check);
@@ -536,7 +515,7 @@ test_answers_wait_for_commits (void)
   mamd_test_daemon_iterate_until (d, never, NULL, 500);
   g_assert_cmpuint (order->len, ==, 0);
 
-  unlock_store (db);
+  mamd_test_unlock_store (db);
   g_assert_true (mamd_test_daemon_iterate_until (d, all_replied, &r, WAIT_MS));
   g_assert_cmpstr (g_ptr_array_index (order, 0), ==, "report-a");
   g_assert_cmpstr (g_ptr_array_index (order, 1), ==, "check");
@@ -621,7 +600,7 @@ test_stop_mid_commit (void)
   a = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-a", &path, &error);
   g_assert_no_error (error);
 
-  db = lock_store (d);
+  db = mamd_test_lock_store (mamd_test_daemon_get_state_dir (d));
   call (d, "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1), &report);
   /* mamd logs the call as its handler starts, which submits the commit that
    * then waits for the lock */
@@ -631,7 +610,7 @@ test_stop_mid_commit (void)
   mamd_test_daemon_iterate_until (d, never, NULL, 200);
   g_assert_cmpuint (order->len, ==, 0);
 
-  unlock_store (db);
+  mamd_test_unlock_store (db);
   g_assert_true (mamd_test_daemon_iterate_until (d, have_reply, &r, WAIT_MS));
   g_assert_cmpint (mamd_test_daemon_wait_exit (d, WAIT_MS), ==, 0);
   /* the signal was sent before the reply, on the same connection */

@@ -12,8 +12,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "mamd-test-engine-fixture.h"
 #include "mamd-test-util.h"
 
@@ -516,27 +514,6 @@ test_reload_during_sync (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
-/* Takes the state store's write lock, as another program might (after the
- * engine's own commits under way). */
-static sqlite3 *
-lock_store (Fixture *fx)
-{
-  g_autofree char *path = g_build_filename (fx->state, "state.db", NULL);
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, 60000);
-  g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
-  return db;
-}
-
-static void
-unlock_store (sqlite3 *db)
-{
-  g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
-}
-
 /* Starts a sign-in of ALICE and iterates until its commit is under way. */
 static void
 sign_in_until_committing (Fixture *fx, GCancellable *cancellable, GAsyncResult **res)
@@ -564,10 +541,10 @@ test_cancel_during_commit (Fixture *fx, gconstpointer data)
 
   write_server (fx, "chat", MAM_SERVER (""));
   engine_start (fx);
-  db = lock_store (fx);
+  db = mamd_test_lock_store (fx->state);
   sign_in_until_committing (fx, cancellable, &res);
   g_cancellable_cancel (cancellable);
-  unlock_store (db);
+  mamd_test_unlock_store (db);
   result = finish_sign_in (fx, &res, &error);
   g_assert_no_error (error);
   g_assert_nonnull (result);
@@ -588,7 +565,7 @@ test_nothing_to_save_waits (Fixture *fx, gconstpointer data)
 
   write_server (fx, "chat", MAM_SERVER (""));
   engine_start (fx);
-  db = lock_store (fx);
+  db = mamd_test_lock_store (fx->state);
   sign_in_until_committing (fx, NULL, &res);
   mamd_engine_reload_async (fx->engine, NULL, store_result, &reloaded);
   for (guint i = 0; i < 20; i++) {
@@ -598,7 +575,7 @@ test_nothing_to_save_waits (Fixture *fx, gconstpointer data)
   }
   g_assert_null (reloaded);
   g_assert_null (res);
-  unlock_store (db);
+  mamd_test_unlock_store (db);
   while (reloaded == NULL)
     g_main_context_iteration (NULL, TRUE);
   /* the sign-in's answer came first */
