@@ -121,13 +121,14 @@ on_file_changed (GFileMonitor *monitor, GFile *file, GFile *other, GFileMonitorE
   daemon->debounce_id = g_timeout_add (RELOAD_DEBOUNCE_MS, on_debounce, daemon);
 }
 
-/* A file or directory mamd watches. A directory monitor follows the
- * directory it was made for, so another directory at its path (a swapped
- * symlink, say) needs a new one; a file monitor follows its name. */
+/* A file or directory mamd watches. GIO's inotify backend watches a
+ * directory (a file's parent), follows its inode and shares the watch
+ * between monitors of one path: another directory at that path (a
+ * swapped symlink, say) needs new monitors, all of them. */
 typedef struct {
   char *path;
   gboolean directory;
-  dev_t dev;
+  dev_t dev;           /* of the directory inotify watches */
   ino_t ino;
   GFileMonitor *monitor;
 } Watch;
@@ -141,6 +142,24 @@ watch_free (gpointer data)
   g_object_unref (watch->monitor);
   g_free (watch->path);
   g_free (watch);
+}
+
+/* stat() of the directory inotify watches for @path */
+static gboolean
+stat_watched_dir (const char *path, gboolean directory, struct stat *st)
+{
+  g_autofree char *dir = directory ? g_strdup (path) : g_path_get_dirname (path);
+
+  return stat (dir, st) == 0;
+}
+
+static gboolean
+watch_is_current (const Watch *watch)
+{
+  struct stat st;
+
+  return stat_watched_dir (watch->path, watch->directory, &st) && st.st_dev == watch->dev &&
+         st.st_ino == watch->ino;
 }
 
 static Watch *
@@ -175,23 +194,17 @@ watch_new (MamdDaemon *daemon, const char *path, gboolean directory, const struc
 static gboolean
 keep_watch (MamdDaemon *daemon, GPtrArray *kept, const char *path, gboolean directory)
 {
-  struct stat st = { 0 };
+  struct stat st;
   Watch *watch;
 
-  if (directory && stat (path, &st) != 0)
+  if (!stat_watched_dir (path, directory, &st))
     return FALSE;
   for (guint i = 0; i < daemon->watches->len; i++) {
     watch = g_ptr_array_index (daemon->watches, i);
-    if (!g_str_equal (watch->path, path) || watch->directory != directory)
-      continue;
-    if (!directory || (watch->dev == st.st_dev && watch->ino == st.st_ino)) {
+    if (g_str_equal (watch->path, path) && watch->directory == directory) {
       g_ptr_array_add (kept, g_ptr_array_steal_index (daemon->watches, i));
       return FALSE;
     }
-    /* gone before the new one comes: GIO would hand the new monitor the
-     * old directory's watch, which it shares by path */
-    g_ptr_array_remove_index (daemon->watches, i);
-    break;
   }
   watch = watch_new (daemon, path, directory, &st);
   if (watch == NULL)
@@ -222,6 +235,13 @@ update_watches (MamdDaemon *daemon, gboolean starting)
   GPtrArray *kept = g_ptr_array_new_with_free_func (watch_free);
   gboolean created = FALSE;
 
+  /* one stale watch, and GIO would hand new monitors its old directory */
+  for (guint i = 0; i < daemon->watches->len; i++) {
+    if (!watch_is_current (g_ptr_array_index (daemon->watches, i))) {
+      g_ptr_array_set_size (daemon->watches, 0);
+      break;
+    }
+  }
   created |= keep_watch (daemon, kept, daemon->config_dir, TRUE);
   created |= keep_watch (daemon, kept, servers_dir, TRUE);
   if (config != NULL && config->daemon != NULL && config->daemon->license_file != NULL)

@@ -283,7 +283,13 @@ mamd_test_daemon_write_license (MamdTestDaemon *d, const char *sku, gint64 expir
                              sku, issued, expires_unix);
   text = mamd_license_sign (payload, d->private_key, &error);
   g_assert_no_error (error);
-  write_file (d->license_file, text);
+  if (g_path_is_absolute (d->license_file)) {
+    write_file (d->license_file, text);
+  } else {
+    g_autofree char *path = g_build_filename (d->config_dir, d->license_file, NULL);
+
+    write_file (path, text);
+  }
 }
 
 void
@@ -326,6 +332,13 @@ mamd_test_daemon_write_default_setup (MamdTestDaemon *d, const char *server_id)
   mamd_test_daemon_write_license (d, "advanced",
                                   g_get_real_time () / G_USEC_PER_SEC + 365 * 86400);
   mamd_test_daemon_write_mam_server (d, server_id, TRUE, NULL);
+}
+
+void
+mamd_test_daemon_set_license_file (MamdTestDaemon *d, const char *path)
+{
+  g_free (d->license_file);
+  d->license_file = g_strdup (path);
 }
 
 const char *

@@ -46,6 +46,10 @@ void mamd_test_daemon_write_daemon_conf (MamdTestDaemon *d, const char *extra);
 /* A licence signed with the fixture's key: sku_short_name @sku, expiring at
  * @expires_unix (seconds). */
 void mamd_test_daemon_write_license (MamdTestDaemon *d, const char *sku, gint64 expires_unix);
+/* LicenseFile for the next mamd.conf and where the next licence is
+ * written; a relative @path is in the configuration directory, as
+ * "license.json" by default in production. */
+void mamd_test_daemon_set_license_file (MamdTestDaemon *d, const char *path);
 void mamd_test_daemon_write_server (MamdTestDaemon *d, const char *id, const char *contents);
 /* servers.d/<id>.conf with Enable=@enable, TenantId/ClientId from above,
  * AuthService=test, then @extra verbatim (may be NULL). */

@@ -147,16 +147,19 @@ typedef enum {
 } ReloadVia;
 
 /* Points the symlink @link at a new configuration directory @target with
- * mamd.conf and SERVER (@enable). The swap is one rename in the parent,
- * which mamd does not watch: its monitors stay on the old directory, so
- * only an explicit reload can see the change. */
+ * mamd.conf, the licence (in the directory, as by default) and SERVER
+ * (@enable). The swap is one rename in the parent, which mamd does not
+ * watch: its monitors stay on the old directory, so only an explicit
+ * reload can see the change. */
 static void
 swap_config_dir (MamdTestDaemon *d, const char *link, const char *target, gboolean enable)
 {
   g_autofree char *tmp_link = g_strconcat (link, ".new", NULL);
 
   mamd_test_daemon_set_config_dir (d, target);
+  mamd_test_daemon_set_license_file (d, "license.json");
   mamd_test_daemon_write_daemon_conf (d, NULL);
+  mamd_test_daemon_write_license (d, "advanced", g_get_real_time () / G_USEC_PER_SEC + 86400);
   mamd_test_daemon_write_mam_server (d, SERVER, enable, NULL);
   mamd_test_daemon_set_config_dir (d, link);
   g_assert_cmpint (symlink (target, tmp_link), ==, 0);
@@ -231,12 +234,12 @@ test_reload (gconstpointer data)
   now_state = session_state (d, path);
   g_assert_cmpstr (now_state, ==, "enrollment-required");
 
-  /* mamd now watches the directory it reloaded from: an edit there is
-   * picked up without being asked */
+  /* mamd now watches the directory it reloaded from: an edit there (of
+   * mamd.conf, beside the licence) is picked up without being asked */
   if (via != RELOAD_FILE_CHANGE) {
     LogWait wait = { d, "configuration reloaded (file change)" };
 
-    mamd_test_daemon_write_mam_server (d, SERVER, TRUE, NULL);
+    mamd_test_daemon_write_daemon_conf (d, NULL);
     g_assert_true (mamd_test_daemon_iterate_until (d, log_contains, &wait, WAIT_MS));
   }
 
