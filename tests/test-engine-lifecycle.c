@@ -299,6 +299,18 @@ held_plugin_init (HeldPlugin *self)
   self->configs = g_ptr_array_new_with_free_func (g_object_unref);
 }
 
+/* A new HeldPlugin, added to the engine's plugins (method "held"). */
+static HeldPlugin *
+held_plugin_add (Fixture *fx)
+{
+  HeldPlugin *held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
+  g_assert_no_error (error);
+  return held;
+}
+
 /* Waits for the next authentication and lets it succeed. */
 static void
 held_release (HeldPlugin *self)
@@ -356,13 +368,12 @@ finish_sign_in (Fixture *fx, GAsyncResult **res, GError **error)
 static void
 test_reload_during_sign_in (Fixture *fx, gconstpointer data)
 {
-  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
   g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(GError) error = NULL;
   GAsyncResult *res = NULL;
 
-  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
   write_server (fx, "other", "[Server]\n[held]\n");
   engine_start (fx);
 
@@ -449,13 +460,12 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
 static void
 test_sign_in_timeout (Fixture *fx, gconstpointer data)
 {
-  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
   g_autoptr(GVariant) cred = credential (ALICE, TENANT, NULL, NULL);
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(GError) error = NULL;
   GAsyncResult *res = NULL;
 
-  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
   write_daemon (fx, "[Limits]\nSignInTimeout=1\n");
   write_server (fx, "other", "[Server]\n[held]\n");
   engine_start (fx);
@@ -479,12 +489,11 @@ test_sign_in_timeout (Fixture *fx, gconstpointer data)
 static void
 test_reload_during_sync (Fixture *fx, gconstpointer data)
 {
-  g_autoptr(HeldPlugin) held = g_object_new (held_plugin_get_type (), NULL);
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
   g_autoptr(MamdEngineResult) result = NULL;
   g_autoptr(GAsyncResult) res = NULL;
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (mamd_plugin_loader_add (fx->loader, MAMD_PLUGIN (held), &error));
   write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
   engine_start (fx);
 

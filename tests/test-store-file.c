@@ -320,19 +320,15 @@ wait_lock_warning (LockWarnings *seen)
   }
 }
 
-/* Holds the write lock of @fx's state.db from another connection, in
- * @db, with @seen counting the writer's warnings. */
-static void
-hold_write_lock (Fixture *fx, LockWarnings *seen, sqlite3 **db)
+/* Holds the write lock of @fx's state.db from another connection, with
+ * @seen counting the writer's warnings. */
+static sqlite3 *
+hold_write_lock (Fixture *fx, LockWarnings *seen)
 {
-  g_autofree char *path = db_path (fx);
-
   /* the warning is expected here; the parent checks it reached stderr */
   g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
   g_log_set_writer_func (count_lock_warnings, seen, NULL);
-  g_assert_cmpint (sqlite3_open_v2 (path, db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
-  sqlite3_busy_timeout (*db, 60000);
-  g_assert_cmpint (sqlite3_exec (*db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  return mamd_test_lock_store (fx->dir);
 }
 
 static void
@@ -348,15 +344,14 @@ test_write_locked (Fixture *fx, gconstpointer data)
     sqlite3 *db = NULL;
 
     reopen (fx);
-    hold_write_lock (fx, &seen, &db);
+    db = hold_write_lock (fx, &seen);
 
     mamd_store_txn_append_event (txn, event);
     mamd_store_commit_async (fx->store, g_steal_pointer (&txn), on_commit_done, &done);
     /* without the wait the commit fails right there (on_commit_done asserts) */
     wait_lock_warning (&seen);
     g_assert_false (done);
-    g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-    sqlite3_close (db);
+    mamd_test_unlock_store (db);
     while (!done)
       g_main_context_iteration (NULL, TRUE);
 
@@ -406,7 +401,7 @@ test_broken_queued (Fixture *fx, gconstpointer data)
 
     reopen (fx);
     commit_events (fx->store, 1, 1, 0);
-    hold_write_lock (fx, &seen, &db);
+    db = hold_write_lock (fx, &seen);
     /* a reused seq: this one fails once it gets the lock */
     mamd_store_txn_put_session (bad, first);
     mamd_store_txn_append_event (bad, dup);
@@ -416,8 +411,7 @@ test_broken_queued (Fixture *fx, gconstpointer data)
     mamd_store_txn_put_session (good, second);
     mamd_store_txn_append_event (good, next);
     mamd_store_commit_async (fx->store, g_steal_pointer (&good), on_commit_refused, &refused);
-    g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
-    sqlite3_close (db);
+    mamd_test_unlock_store (db);
     while (refused < 2)
       g_main_context_iteration (NULL, TRUE);
 
