@@ -37,6 +37,9 @@ static const MamdConfigKey config_keys[] = {
   { DAEMON_FILE, "Limits", "SignInTimeout", "unsigned", "60",
     "Seconds a plugin may take to authenticate a sign-in before mamd gives up on it with "
     "PluginUnavailable (1 to 3600)" },
+  { DAEMON_FILE, "Limits", "DirectorySyncTimeout", "unsigned", "600",
+    "Seconds a plugin may take to list a server's users before mamd gives up on that "
+    "directory sync (1 to 86400)" },
   { SERVER_FILE, "Server", "Enable", "boolean", "false",
     "Whether Intune MAM is enforced for this server" },
   { SERVER_FILE, "Server", "Name", "string", NULL,
@@ -171,6 +174,8 @@ unsigned_maximum (const MamdConfigKey *k)
 {
   if (g_str_equal (k->key, "SignInTimeout"))
     return 3600;
+  if (g_str_equal (k->key, "DirectorySyncTimeout"))
+    return 86400;
   return g_str_has_suffix (k->key, "RetentionDays") ? 36500 : G_MAXUINT;
 }
 
@@ -507,6 +512,7 @@ load_daemon (Loader *ld, const char *dir, const char *path)
     get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerSender");
   daemon->max_calls_per_uid = get_unsigned (kf, DAEMON_FILE, "Limits", "MaxCallsInFlightPerUser");
   daemon->sign_in_timeout = get_unsigned (kf, DAEMON_FILE, "Limits", "SignInTimeout");
+  daemon->sync_timeout = get_unsigned (kf, DAEMON_FILE, "Limits", "DirectorySyncTimeout");
   return g_steal_pointer (&daemon);
 }
 

@@ -22,6 +22,7 @@ typedef struct {
   guint max_calls_per_sender;  /* [Limits] MaxCallsInFlightPerSender, default 64 */
   guint max_calls_per_uid;     /* [Limits] MaxCallsInFlightPerUser, default 256 */
   guint sign_in_timeout;       /* [Limits] SignInTimeout seconds, default 60 */
+  guint sync_timeout;          /* [Limits] DirectorySyncTimeout seconds, default 600 */
   guint wipe_retention_days;   /* [Daemon] WipeRetentionDays, default 7 */
   guint event_retention_days;  /* [Daemon] EventRetentionDays, default 30 */
   guint directory_sync_interval; /* [Daemon] DirectorySyncInterval seconds, default 3600, 0 off */

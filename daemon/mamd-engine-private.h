@@ -58,6 +58,8 @@ struct _MamdEngine {
   guint maintenance_id;
   guint sync_id;
   guint sync_interval;
+  GHashTable *syncing;            /* "server\x1fmethod" of the directory syncs
+                                     under way -> gint64 * monotonic start, µs */
   guint license_id;
   guint gate_idle_id;
   GPtrArray *gate_handlers;       /* GateHandler */
@@ -91,6 +93,23 @@ typedef struct {
 } MamdEngineOp;
 
 gint64 mamd_engine_now (MamdEngine *self);
+
+/* A plugin call's cancellable: cancelled with the caller's, or when
+ * @seconds have passed, and then @timed_out is set. A plugin that does not
+ * answer in time is given up on (the SDK answers the call Cancelled at
+ * once), so it cannot hold a caller, a quota or a sync for ever. */
+typedef struct {
+  GCancellable *cancellable;
+  GCancellable *caller_cancellable; /* ref, or NULL */
+  gulong caller_cancelled_id;
+  guint seconds;
+  guint timeout_id;
+  gboolean timed_out;
+} MamdEngineDeadline;
+
+void mamd_engine_deadline_start (MamdEngineDeadline *deadline,
+                                 GCancellable *caller_cancellable, guint seconds);
+void mamd_engine_deadline_clear (MamdEngineDeadline *deadline);
 
 MamdEngineOp *mamd_engine_op_new (MamdEngine *self, GTask *task);
 /* Appends an event to the op's transaction (and, once that is durable, to

@@ -156,13 +156,7 @@ typedef struct {
   GVariant *credential; /* kept only to check it again after a reload */
   guint64 epoch;        /* of the server when the plugin started */
   guint attempts;
-  /* the plugin's: cancelled with the caller's, or at the deadline */
-  GCancellable *cancellable;
-  GCancellable *caller_cancellable; /* ref, or NULL */
-  gulong caller_cancelled_id;
-  guint timeout;        /* SignInTimeout, seconds */
-  guint timeout_id;
-  gboolean timed_out;
+  MamdEngineDeadline deadline; /* the plugin's: SignInTimeout */
 } SignInData;
 
 static void
@@ -170,13 +164,7 @@ sign_in_data_free (gpointer data)
 {
   SignInData *sd = data;
 
-  g_clear_handle_id (&sd->timeout_id, g_source_remove);
-  /* not g_cancellable_disconnect(), which deadlocks within the emission */
-  if (sd->caller_cancelled_id != 0)
-    g_signal_handler_disconnect (sd->caller_cancellable, sd->caller_cancelled_id);
-  g_clear_object (&sd->caller_cancellable);
-  g_clear_object (&sd->cancellable);
-
+  mamd_engine_deadline_clear (&sd->deadline);
   g_free (sd->server_id);
   g_free (sd->method);
   g_free (sd->platform);
@@ -248,40 +236,6 @@ sign_in_find_plugin (MamdEngine *self, MamdEngineServer *srv, const char *method
 
 static void sign_in_auth_cb (GObject *source, GAsyncResult *res, gpointer user_data);
 
-static void
-cancel_plugin_call (GCancellable *caller_cancellable, gpointer cancellable)
-{
-  g_cancellable_cancel (cancellable);
-}
-
-static gboolean
-sign_in_timed_out (gpointer data)
-{
-  SignInData *sd = data;
-
-  sd->timeout_id = 0;
-  sd->timed_out = TRUE;
-  g_cancellable_cancel (sd->cancellable);
-  return G_SOURCE_REMOVE;
-}
-
-/* A plugin that does not answer in time is given up on, so it cannot hold
- * the caller's calls in flight (and the uid's quota) for ever. */
-static void
-sign_in_set_deadline (MamdEngine *self, SignInData *sd, GCancellable *caller_cancellable)
-{
-  sd->cancellable = g_cancellable_new ();
-  if (caller_cancellable != NULL) {
-    sd->caller_cancellable = g_object_ref (caller_cancellable);
-    sd->caller_cancelled_id = g_cancellable_connect (caller_cancellable,
-                                                     G_CALLBACK (cancel_plugin_call),
-                                                     g_object_ref (sd->cancellable),
-                                                     g_object_unref);
-  }
-  sd->timeout = self->config->daemon->sign_in_timeout;
-  sd->timeout_id = g_timeout_add_seconds (sd->timeout, sign_in_timed_out, sd);
-}
-
 void
 mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const char *server_id,
                            const char *method, GVariant *credential, const char *platform,
@@ -318,8 +272,9 @@ mamd_engine_sign_in_async (MamdEngine *self, const MamdCaller *caller, const cha
   sd->credential = g_variant_ref (credential);
   sd->epoch = srv->epoch;
   sd->attempts = 1;
-  sign_in_set_deadline (self, sd, cancellable);
-  mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, credential, sd->cancellable,
+  mamd_engine_deadline_start (&sd->deadline, cancellable, self->config->daemon->sign_in_timeout);
+  mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, credential,
+                                  sd->deadline.cancellable,
                                   sign_in_auth_cb, g_steal_pointer (&task));
 }
 
@@ -353,7 +308,8 @@ sign_in_restart_if_stale (MamdEngine *self, GTask **task, SignInData *sd, GError
   g_set_object (&sd->plugin, plugin);
   g_set_object (&sd->plugin_config, config);
   mamd_plugin_authenticate_async (sd->plugin, sd->plugin_config, sd->credential,
-                                  sd->cancellable, sign_in_auth_cb, g_steal_pointer (task));
+                                  sd->deadline.cancellable, sign_in_auth_cb,
+                                  g_steal_pointer (task));
   return TRUE;
 }
 
@@ -488,13 +444,13 @@ sign_in_auth_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       g_clear_error (&error);
       error = g_steal_pointer (&stale);
     }
-  } else if (sd->timed_out) {
+  } else if (sd->deadline.timed_out) {
     g_clear_error (&error);
     g_set_error (&error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE,
                  "plugin %s did not authenticate within %u s (SignInTimeout in mamd.conf), "
                  "so mamd gave up: check what the plugin depends on (identity provider, "
                  "directory) and its log lines",
-                 sd->method, sd->timeout);
+                 sd->method, sd->deadline.seconds);
   }
   if (identity == NULL ||
       !sign_in_recheck (self, sd, identity, &srv, &mam_required, &error) ||

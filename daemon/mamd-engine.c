@@ -82,6 +82,50 @@ mamd_engine_now (MamdEngine *self)
   return g_get_real_time ();
 }
 
+static void
+cancel_with_caller (GCancellable *caller_cancellable, gpointer cancellable)
+{
+  g_cancellable_cancel (cancellable);
+}
+
+static gboolean
+deadline_passed (gpointer data)
+{
+  MamdEngineDeadline *deadline = data;
+
+  deadline->timeout_id = 0;
+  deadline->timed_out = TRUE;
+  g_cancellable_cancel (deadline->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+void
+mamd_engine_deadline_start (MamdEngineDeadline *deadline, GCancellable *caller_cancellable,
+                            guint seconds)
+{
+  deadline->cancellable = g_cancellable_new ();
+  if (caller_cancellable != NULL) {
+    deadline->caller_cancellable = g_object_ref (caller_cancellable);
+    deadline->caller_cancelled_id =
+      g_cancellable_connect (caller_cancellable, G_CALLBACK (cancel_with_caller),
+                             g_object_ref (deadline->cancellable), g_object_unref);
+  }
+  deadline->seconds = seconds;
+  deadline->timeout_id = g_timeout_add_seconds (seconds, deadline_passed, deadline);
+}
+
+void
+mamd_engine_deadline_clear (MamdEngineDeadline *deadline)
+{
+  g_clear_handle_id (&deadline->timeout_id, g_source_remove);
+  /* not g_cancellable_disconnect(), which deadlocks within the emission */
+  if (deadline->caller_cancelled_id != 0)
+    g_signal_handler_disconnect (deadline->caller_cancellable, deadline->caller_cancelled_id);
+  deadline->caller_cancelled_id = 0;
+  g_clear_object (&deadline->caller_cancellable);
+  g_clear_object (&deadline->cancellable);
+}
+
 void
 mamd_engine_set_clock (MamdEngine *self, MamdEngineClock clock, gpointer user_data)
 {
@@ -508,6 +552,7 @@ mamd_engine_finalize (GObject *object)
   g_clear_pointer (&self->removed, g_hash_table_unref);
   g_clear_pointer (&self->wipes, g_hash_table_unref);
   g_clear_pointer (&self->gate_handlers, g_ptr_array_unref);
+  g_clear_pointer (&self->syncing, g_hash_table_unref);
   g_clear_pointer (&self->config, mamd_config_free);
   g_clear_pointer (&self->license, mamd_license_free);
   g_free (self->license_reason);
@@ -573,6 +618,7 @@ mamd_engine_init (MamdEngine *self)
   self->wipes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                        (GDestroyNotify) mamd_wipe_record_free);
   self->gate_handlers = g_ptr_array_new_with_free_func (g_free);
+  self->syncing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->next_seq = 1;
 }
 

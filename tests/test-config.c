@@ -158,6 +158,8 @@ test_defaults (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (config->daemon->wipe_retention_days, ==, 7);
   g_assert_cmpuint (config->daemon->event_retention_days, ==, 30);
   g_assert_cmpuint (config->daemon->directory_sync_interval, ==, 3600);
+  g_assert_cmpuint (config->daemon->sign_in_timeout, ==, 60);
+  g_assert_cmpuint (config->daemon->sync_timeout, ==, 600);
   g_assert_nonnull (config->daemon->client_users);
   g_assert_cmpuint (g_strv_length (config->daemon->client_users), ==, 0);
   g_assert_cmpuint (g_strv_length (config->daemon->admin_users), ==, 0);
@@ -200,7 +202,9 @@ test_full (Fixture *fx, gconstpointer data)
                             "[Limits]\n"
                             "MaxSessionsPerUser=10\n"
                             "MaxCallsInFlightPerSender=4\n"
-                            "MaxCallsInFlightPerUser=5\n");
+                            "MaxCallsInFlightPerUser=5\n"
+                            "SignInTimeout=7\n"
+                            "DirectorySyncTimeout=8\n");
   /* upper case and braces: canonicalised */
   g_free (write_file (fx, "servers.d/b-2.conf",
                       "[Server]\n"
@@ -233,6 +237,8 @@ test_full (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (config->daemon->max_sessions_per_uid, ==, 10);
   g_assert_cmpuint (config->daemon->max_calls_per_sender, ==, 4);
   g_assert_cmpuint (config->daemon->max_calls_per_uid, ==, 5);
+  g_assert_cmpuint (config->daemon->sign_in_timeout, ==, 7);
+  g_assert_cmpuint (config->daemon->sync_timeout, ==, 8);
 
   /* sorted by id */
   g_assert_cmpuint (config->servers->len, ==, 3);
@@ -299,6 +305,10 @@ test_wrong_types (Fixture *fx, gconstpointer data)
     { "Daemon", "EventRetentionDays", "99999999999", "expected an unsigned integer" },
     { "Limits", "MaxSessionsPerUser", "5 ", "expected an unsigned integer" },
     { "Limits", "MaxCallsInFlightPerSender", "+5", "expected an unsigned integer" },
+    { "Limits", "SignInTimeout", "0", "must be at least 1" },
+    { "Limits", "SignInTimeout", "3601", "must be at most 3600" },
+    { "Limits", "DirectorySyncTimeout", "0", "must be at least 1" },
+    { "Limits", "DirectorySyncTimeout", "86401", "must be at most 86400" },
     { "Daemon", "LicenseFile", "", "empty value" },
     { "Daemon", "ClientUsers", "a;;b", "empty list item" },
     { "Daemon", "AdminUsers", "root;root", "'root' is listed twice" },

@@ -454,6 +454,103 @@ test_reload_during_sign_in (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
+/* Runs a directory sync of @server_id (every server when NULL) to the end. */
+static gboolean
+sync_directory (Fixture *fx, const char *server_id, GError **error)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+
+  mamd_engine_sync_directory_async (fx->engine, server_id, NULL, got_result, fx);
+  res = wait_result (fx);
+  return mamd_engine_sync_directory_finish (fx->engine, res, error);
+}
+
+/* One sync of a server through a plugin at a time: while one runs, a
+ * caller is told Busy and the timer starts none. A plugin that does not
+ * list within DirectorySyncTimeout is given up on, and the next sync
+ * starts afresh. */
+static void
+test_sync_hung (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_daemon (fx, "[Limits]\nDirectorySyncTimeout=1\n");
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  engine_start (fx);
+
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, got_result, fx);
+  g_assert_cmpuint (g_queue_get_length (&held->syncs), ==, 1);
+  g_assert_false (sync_directory (fx, "chat", &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "directory sync of server chat through held"));
+  g_assert_nonnull (strstr (error->message, "still runs"));
+  g_clear_error (&error);
+  mamd_engine_sync_directory_async (fx->engine, NULL, NULL, NULL, NULL); /* a timer tick */
+  g_assert_cmpuint (g_queue_get_length (&held->syncs), ==, 1);
+
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING,
+                         "directory sync of server chat through held failed: *");
+  res = wait_result (fx);
+  g_test_assert_expected_messages ();
+  g_assert_false (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_PLUGIN_UNAVAILABLE);
+  g_assert_nonnull (strstr (error->message, "did not list the users of server chat within 1 s "
+                                            "(DirectorySyncTimeout"));
+  g_clear_error (&error);
+  g_clear_object (&res);
+  /* the late answer provisions nobody */
+  held_release_sync (held, ALICE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 0);
+  assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_USER_MISMATCH, NULL);
+
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, got_result, fx);
+  held_release_sync (held, ALICE);
+  res = wait_result (fx);
+  g_assert_true (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
+  g_clear_object (&res);
+  engine_stop (fx);
+}
+
+/* Each listing is applied when its plugin answers: one server's hung
+ * directory holds back no other server's users. */
+static void
+test_sync_per_job (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
+  g_autoptr(MamdEngineResult) chat = NULL;
+  g_autoptr(MamdEngineResult) other = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  write_server (fx, "other", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  engine_start (fx);
+
+  mamd_engine_sync_directory_async (fx->engine, NULL, NULL, got_result, fx);
+  g_assert_cmpuint (g_queue_get_length (&held->syncs), ==, 2);
+  held_release_sync (held, ALICE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_assert_null (fx->result);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 1);
+
+  held_release_sync (held, ALICE);
+  res = wait_result (fx);
+  g_assert_true (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 2);
+  g_clear_object (&res);
+  chat = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  other = sign_in_ok (fx, &user1, "other", ALICE, "ios", "dev-1");
+  engine_stop (fx);
+}
+
 /* A plugin that does not answer within SignInTimeout is given up on: the
  * sign-in fails with PluginUnavailable, and the late answer creates
  * nothing. */
@@ -1010,6 +1107,8 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/wipe-ack-late", test_wipe_ack_late);
   ADD ("/mamd/engine/directory-sync", test_directory_sync);
   ADD ("/mamd/engine/directory-sync/at-start", test_directory_sync_at_start);
+  ADD ("/mamd/engine/directory-sync/hung", test_sync_hung);
+  ADD ("/mamd/engine/directory-sync/per-job", test_sync_per_job);
   ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
   ADD ("/mamd/engine/store-failure", test_store_failure);
   ADD ("/mamd/engine/when-committed", test_when_committed);
