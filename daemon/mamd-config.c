@@ -436,8 +436,12 @@ load_keyfile (Loader *ld, const char *path)
     }
   if (!check_layout (ld, path, contents, len))
     return NULL;
-  /* GKeyFile's messages quote the line, which may hold a secret */
-  if (!g_key_file_load_from_data (kf, contents, len, G_KEY_FILE_NONE, &error))
+  /* GKeyFile's messages quote the line, which may hold a secret. Without
+   * G_KEY_FILE_KEEP_TRANSLATIONS it drops Key[xx]= lines for languages
+   * outside $LANGUAGE and friends: such a key would pass unnoticed, or not,
+   * depending on the locale of whoever loads the file. Kept, it is an
+   * unknown key like any other. */
+  if (!g_key_file_load_from_data (kf, contents, len, G_KEY_FILE_KEEP_TRANSLATIONS, &error))
     {
       add_problem (ld, path, NULL, NULL,
                    "not a valid key file: a group or key name GKeyFile refuses");

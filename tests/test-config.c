@@ -273,6 +273,25 @@ test_unknown_key (Fixture *fx, gconstpointer data)
   assert_single_server_problem (fx, "[Server]\nEnabled=true\n", "[Server] Enabled: unknown key");
 }
 
+/* Key[xx]= is a key of its own: GKeyFile, by default, dropped it unless
+ * the loader's $LANGUAGE named xx, so whether the file passed depended on
+ * the locale of mamd or mamctl check */
+static void
+test_locale_key (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *daemon = write_file (fx, "mamd.conf", "[Daemon]\nWipeRetentionDays[xx]=1\n");
+  g_autofree char *expected =
+    g_strdup_printf ("%s: [Daemon] WipeRetentionDays[xx]: unknown key", daemon);
+  g_autoptr(GPtrArray) problems = NULL;
+
+  problems = load_bad (fx, NULL);
+  assert_problem (problems, expected);
+  g_assert_cmpint (g_unlink (daemon), ==, 0);
+
+  assert_single_server_problem (fx, "[Server]\nEnable=false\nEnable[xx]=true\n",
+                                "[Server] Enable[xx]: unknown key");
+}
+
 static void
 test_unknown_daemon_key_and_group (Fixture *fx, gconstpointer data)
 {
@@ -557,6 +576,7 @@ main (int argc, char **argv)
   ADD ("defaults", test_defaults);
   ADD ("full", test_full);
   ADD ("unknown-key", test_unknown_key);
+  ADD ("locale-key", test_locale_key);
   ADD ("unknown-daemon-key-and-group", test_unknown_daemon_key_and_group);
   ADD ("wrong-types", test_wrong_types);
   ADD ("wrong-server-types", test_wrong_server_types);

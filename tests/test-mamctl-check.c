@@ -215,6 +215,11 @@ test_check_office365 (Fixture *f, gconstpointer data)
                                        "HttpTimeout=abc\n",
                       (const char *const[]) { "chat.conf: ", "[office365] ", "HttpTimeout: ",
                                               NULL });
+  /* a key with a locale suffix is not dropped, whatever $LANGUAGE says */
+  assert_check_fails ("plugins/oauth", SERVER_HEAD "AuthService=office365\n[office365]\n"
+                                       "ClientSecretFile[xx]=/nonexistent\n",
+                      (const char *const[]) { "chat.conf: ", "[office365] ",
+                                              "ClientSecretFile[xx]: ", "unknown key", NULL });
   assert_check_fails ("plugins/oauth", SERVER_HEAD "AuthService=office365\n[ofice365]\n"
                                        "ClockSkew=5\n",
                       (const char *const[]) { "chat.conf: ", "[ofice365]: ",
