@@ -684,8 +684,10 @@ mamd_config_load (const char *config_dir, GPtrArray *problems, GError **error)
                      g_strdup_printf ("no configuration in %s: the directory does not exist", dir));
   else
     {
-      has_daemon = g_file_test (daemon_path, G_FILE_TEST_EXISTS);
-      has_servers = g_file_test (servers_dir, G_FILE_TEST_EXISTS);
+      /* a dangling symbolic link is configuration that cannot be read,
+       * not an absent file: loading it names the problem */
+      has_daemon = g_file_test (daemon_path, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK);
+      has_servers = g_file_test (servers_dir, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK);
       if (!has_daemon && !has_servers)
         g_ptr_array_add (own_problems,
                          g_strdup_printf ("no configuration in %s: neither mamd.conf nor "

@@ -3,6 +3,7 @@
 
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -473,6 +474,35 @@ test_fifo (Fixture *fx, gconstpointer data)
   assert_problem (problems, "not a regular file");
 }
 
+/* A mamd.conf or servers.d/ that is a symbolic link to nothing (a volume
+ * not mounted, say) is refused: it was taken for absent, so mamd ran on
+ * defaults, or with no server at all (a reload revoked every session). */
+static void
+test_dangling_symlink (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *daemon = g_build_filename (fx->dir, "mamd.conf", NULL);
+  g_autofree char *servers = g_build_filename (fx->dir, "servers.d", NULL);
+  g_autofree char *missing = g_build_filename (fx->dir, "not-mounted", "x", NULL);
+  g_autoptr(GPtrArray) daemon_problems = NULL;
+  g_autoptr(GPtrArray) servers_problems = NULL;
+  g_autofree char *daemon_expected = g_strdup_printf ("%s: cannot open: ", daemon);
+  g_autofree char *servers_expected = g_strdup_printf ("%s: ", servers);
+
+  g_free (write_file (fx, "mamd.conf", "[Daemon]\nWipeRetentionDays=30\n"));
+  g_assert_cmpint (symlink (missing, servers), ==, 0);
+  servers_problems = load_bad (fx, NULL);
+  assert_problem (servers_problems, servers_expected);
+  g_assert_cmpuint (servers_problems->len, ==, 1);
+
+  g_assert_cmpint (g_unlink (daemon), ==, 0);
+  g_assert_cmpint (g_unlink (servers), ==, 0);
+  g_free (write_file (fx, "servers.d/chat.conf", "[Server]\nEnable=false\n"));
+  g_assert_cmpint (symlink (missing, daemon), ==, 0);
+  daemon_problems = load_bad (fx, NULL);
+  assert_problem (daemon_problems, daemon_expected);
+  g_assert_cmpuint (daemon_problems->len, ==, 1);
+}
+
 static void
 test_all_problems (Fixture *fx, gconstpointer data)
 {
@@ -587,6 +617,7 @@ main (int argc, char **argv)
   ADD ("duplicates", test_duplicates);
   ADD ("too-large", test_too_large);
   ADD ("fifo", test_fifo);
+  ADD ("dangling-symlink", test_dangling_symlink);
   ADD ("all-problems", test_all_problems);
   ADD ("equal", test_equal);
 #undef ADD
