@@ -17,7 +17,7 @@
 static void
 test_usage (Fixture *f, gconstpointer data)
 {
-  const char *const cases[][4] = {
+  const char *const cases[][6] = {
     { "frobnicate", NULL },
     { "session", NULL },
     { "session", "not-a-session", NULL },
@@ -30,6 +30,12 @@ test_usage (Fixture *f, gconstpointer data)
     { "status", "--timeout=-1", NULL },
     { "status", "--timeout=soon", NULL },
     { "status", "--timeout=86401", NULL },
+    /* D-Bus strings are UTF-8: these were sent mangled, after a critical */
+    { "sessions", "\xff", NULL },
+    { "sync", "chat\xc3", NULL },
+    { "ack-wipe", "\xfe", NULL },
+    { "re-add", "chat", "phone\xff", NULL },
+    { "login", "\xff", "test", "--platform=ios", "--device-id=d", NULL },
   };
   g_auto(MamdTestRun) none = { 0 };
   g_auto(MamdTestRun) help = { 0 };

@@ -165,7 +165,8 @@ cmd_sessions (MamctlContext *ctx, int argc, char **argv, GError **error)
   g_autoptr(GVariant) sessions = NULL;
 
   context = mamctl_option_context_new (ctx, command_named ("sessions"), NULL);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error))
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error)
+      || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
   reply = manager_call (ctx, "ListSessions", g_variant_new ("(s)", argc > 1 ? argv[1] : ""),
                         "(aa{sv})", error);
@@ -283,7 +284,8 @@ cmd_sync (MamctlContext *ctx, int argc, char **argv, GError **error)
   g_autoptr(GVariant) reply = NULL;
 
   context = mamctl_option_context_new (ctx, command_named ("sync"), NULL);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error))
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error)
+      || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
   reply = mamctl_call (ctx, MAMCTL_OBJECT_PATH, MAMCTL_MANAGER_IFACE, "SyncDirectory",
                        g_variant_new ("(s)", argc > 1 ? argv[1] : ""), G_VARIANT_TYPE_UNIT,
@@ -403,7 +405,8 @@ cmd_login (MamctlContext *ctx, int argc, char **argv, GError **error)
   guint i;
 
   context = mamctl_option_context_new (ctx, command_named ("login"), entries);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 2, 2, error))
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 2, 2, error)
+      || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
   if (platform == NULL || device_id == NULL)
     {
@@ -537,7 +540,8 @@ cmd_re_add (MamctlContext *ctx, int argc, char **argv, GError **error)
   g_autoptr(GVariant) reply = NULL;
 
   context = mamctl_option_context_new (ctx, command_named ("re-add"), NULL);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 2, 2, error))
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 2, 2, error)
+      || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
   reply = manager_call (ctx, "ReAddServer", g_variant_new ("(ss)", argv[1], argv[2]), "(t)",
                         error);
@@ -554,7 +558,8 @@ cmd_ack_wipe (MamctlContext *ctx, int argc, char **argv, GError **error)
   g_autoptr(GVariant) reply = NULL;
 
   context = mamctl_option_context_new (ctx, command_named ("ack-wipe"), NULL);
-  if (!mamctl_parse_command (ctx, context, &argc, &argv, 1, 1, error))
+  if (!mamctl_parse_command (ctx, context, &argc, &argv, 1, 1, error)
+      || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
   reply = manager_call (ctx, "AcknowledgeWipe", g_variant_new ("(s)", argv[1]), "(t)", error);
   if (reply == NULL)

@@ -278,6 +278,19 @@ mamctl_session_path (const char *id_or_path, GError **error)
   return NULL;
 }
 
+gboolean
+mamctl_args_are_utf8 (int argc, char **argv, GError **error)
+{
+  for (int i = 1; i < argc; i++)
+    if (!g_utf8_validate (argv[i], -1, NULL))
+      {
+        g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE, "%s: '%s' is not UTF-8 text",
+                     argv[0], argv[i]);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 const char *
 mamctl_session_id_from_path (const char *path)
 {

@@ -79,6 +79,9 @@ GVariant *mamctl_call (MamctlContext *ctx, const char *object_path, const char *
                        const char *method, GVariant *parameters, const GVariantType *reply_type,
                        int timeout_msec, GError **error);
 char *mamctl_session_path (const char *id_or_path, GError **error);
+/* Arguments 1 to @argc - 1 go to mamd as D-Bus strings, which must be
+ * UTF-8: anything else is a usage error (MAMCTL_ERROR_USAGE). */
+gboolean mamctl_args_are_utf8 (int argc, char **argv, GError **error);
 const char *mamctl_session_id_from_path (const char *path);
 
 /* mamctl-output.c */
