@@ -45,6 +45,39 @@ test_config_keys (Fixture *f, gconstpointer data)
   g_assert_true (saw_enable);
 }
 
+/* --json output is valid JSON also for paths that are not UTF-8, which the
+ * problems quote */
+static void
+test_check_json_paths (Fixture *f, gconstpointer data)
+{
+  g_autofree char *dir = g_dir_make_tmp ("mamctl-check-XXXXXX", NULL);
+  g_autofree char *config = g_build_filename (dir, "conf\xff", NULL);
+  g_autofree char *plugins = g_build_filename (dir, "plugins\xfe", NULL);
+  g_autofree char *plugin_opt = g_strconcat ("--plugin-dir=", plugins, NULL);
+  g_auto(MamdTestRun) run = { 0 };
+  g_autoptr(JsonNode) node = NULL;
+  JsonObject *obj;
+
+  g_assert_nonnull (dir);
+  run_mamctl_v (NULL, &run, (const char *const[]) { "check", "--json", plugin_opt, config,
+                                                    NULL });
+  g_assert_cmpint (run.status, ==, 1);
+  g_assert_true (g_utf8_validate (run.out, -1, NULL));
+  node = parse_json (run.out);
+  obj = json_node_get_object (node);
+  g_assert_false (json_object_get_boolean_member (obj, "valid"));
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (obj, "config-dir"),
+                                   "conf\xef\xbf\xbd"));
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (obj, "plugin-dir"),
+                                   "plugins\xef\xbf\xbd"));
+  /* the missing directory, and the plugin directory that is not there */
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "problems")), ==,
+                    1);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (obj, "warnings")), ==,
+                    1);
+  g_rmdir (dir);
+}
+
 /* $MAMD_BUILD_ROOT/<subdir>: a plugin directory of this build */
 static char *
 build_plugin_dir (const char *subdir)
@@ -266,6 +299,7 @@ main (int argc, char **argv)
 
   ADD ("config-keys", test_config_keys, TRUE);
   ADD ("check", test_check, TRUE);
+  ADD ("check-json-paths", test_check_json_paths, TRUE);
   ADD ("check-plugin-groups", test_check_plugin_groups, TRUE);
   ADD ("check-office365", test_check_office365, TRUE);
   ADD ("check-broken-plugins", test_check_broken_plugins, TRUE);

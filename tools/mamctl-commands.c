@@ -699,6 +699,16 @@ check_plugins (const MamdConfig *config, const char *plugin_dir, GPtrArray *prob
   g_ptr_array_extend_and_steal (problems, g_steal_pointer (&unusable));
 }
 
+/* JSON strings are UTF-8; paths from the command line, and the problems
+ * and warnings that quote them, need not be */
+static void
+add_text (JsonBuilder *builder, const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
+
+  json_builder_add_string_value (builder, valid);
+}
+
 static void
 print_check_json (const char *dir, const char *plugin_dir, const MamdConfig *config,
                   gboolean valid, GPtrArray *problems, GPtrArray *warnings)
@@ -709,9 +719,9 @@ print_check_json (const char *dir, const char *plugin_dir, const MamdConfig *con
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "config-dir");
-  json_builder_add_string_value (builder, dir);
+  add_text (builder, dir);
   json_builder_set_member_name (builder, "plugin-dir");
-  json_builder_add_string_value (builder, plugin_dir);
+  add_text (builder, plugin_dir);
   json_builder_set_member_name (builder, "valid");
   json_builder_add_boolean_value (builder, valid);
   json_builder_set_member_name (builder, "servers");
@@ -723,12 +733,12 @@ print_check_json (const char *dir, const char *plugin_dir, const MamdConfig *con
   json_builder_set_member_name (builder, "problems");
   json_builder_begin_array (builder);
   for (i = 0; i < problems->len; i++)
-    json_builder_add_string_value (builder, g_ptr_array_index (problems, i));
+    add_text (builder, g_ptr_array_index (problems, i));
   json_builder_end_array (builder);
   json_builder_set_member_name (builder, "warnings");
   json_builder_begin_array (builder);
   for (i = 0; i < warnings->len; i++)
-    json_builder_add_string_value (builder, g_ptr_array_index (warnings, i));
+    add_text (builder, g_ptr_array_index (warnings, i));
   json_builder_end_array (builder);
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
@@ -787,9 +797,11 @@ cmd_check (MamctlContext *ctx, int argc, char **argv, GError **error)
     }
   if (!valid)
     {
+      g_autofree char *shown = mamctl_escape (dir);
+
       /* the problems are the output; the exit status says "invalid" */
       g_printerr ("mamctl: InvalidConfig: %s: fix the problems above, then run mamctl "
-                  "reload\n", dir);
+                  "reload\n", shown);
       return MAMCTL_EXIT_ERROR;
     }
   return MAMCTL_EXIT_OK;
