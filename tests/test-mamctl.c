@@ -549,6 +549,46 @@ test_escape (Fixture *f, gconstpointer data)
   assert_printable (refused.err, 1);
 }
 
+/* In the C locale (LANG unset: cron, containers) option values are UTF-8
+ * bytes passed on as they are, like the positional arguments; GOption used
+ * to convert them from ASCII and refused any other character as a usage
+ * error. */
+static void
+test_c_locale (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_auto(MamdTestRun) run = { 0 };
+  g_auto(MamdTestRun) bad = { 0 };
+  g_autofree char *session = NULL;
+  g_autofree char *field = NULL;
+  g_auto(MamdTestRun) props = { 0 };
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE
+                                        | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_setenv (launcher, "MAMD_BUS_ADDRESS",
+                                mamd_test_daemon_get_bus_address (f->daemon), TRUE);
+  g_subprocess_launcher_setenv (launcher, "LC_ALL", "C", TRUE);
+  mamd_test_run (launcher, "tools/mamctl",
+                 (const char *const[]) { "login", "chat", "test", "--platform=ios",
+                                         "--device-id=iPad de Zo\xc3\xa9",
+                                         "--credential=object-id=" ALICE,
+                                         "--credential=tenant-id=" TENANT,
+                                         "--credential=user-name=Zo\xc3\xa9", NULL },
+                 &run);
+  g_assert_cmpint (run.status, ==, 0);
+  field = human_field (run.out, "user-name");
+  g_assert_cmpstr (field, ==, "Zo\xc3\xa9");
+  session = human_field (run.out, "id");
+  run_mamctl (f, &props, "session", session, "--json");
+  g_assert_cmpint (props.status, ==, 0);
+  g_assert_nonnull (strstr (props.out, "iPad de Zo\xc3\xa9"));
+
+  /* bytes that are not UTF-8 are still refused */
+  run_mamctl (f, &bad, "login", "chat", "test", "--platform=ios", "--device-id=d\xff",
+              "--credential=object-id=" ALICE);
+  g_assert_cmpint (bad.status, ==, 2);
+}
+
 /* A call mamd does not answer in time is not "cannot reach mamd": exit 5,
  * and the message says the outcome is unknown and how to find out. */
 static void
@@ -740,6 +780,7 @@ main (int argc, char **argv)
   ADD ("reload-sync", test_reload_sync, TRUE);
   ADD ("escape", test_escape, FALSE);
   ADD ("no-answer", test_no_answer, FALSE);
+  ADD ("c-locale", test_c_locale, FALSE);
   ADD ("monitor", test_monitor, FALSE);
   ADD ("monitor-json", test_monitor_json, FALSE);
 

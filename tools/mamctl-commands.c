@@ -322,6 +322,13 @@ add_credential (GVariantBuilder *builder, GHashTable *seen, const char *spec, GE
   const char *value;
   char *colon;
 
+  /* the value may be a secret: not quoted */
+  if (!g_utf8_validate (spec, -1, NULL))
+    {
+      g_set_error_literal (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
+                           "--credential must be UTF-8 text");
+      return FALSE;
+    }
   if (eq == NULL || eq == spec)
     {
       g_set_error (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
@@ -388,9 +395,11 @@ cmd_login (MamctlContext *ctx, int argc, char **argv, GError **error)
   g_autofree char *device_id = NULL;
   g_auto(GStrv) credentials = NULL;
   const GOptionEntry entries[] = {
-    { "platform", 0, 0, G_OPTION_ARG_STRING, &platform, "Device platform (ios, android)", "P" },
-    { "device-id", 0, 0, G_OPTION_ARG_STRING, &device_id, "Device id", "D" },
-    { "credential", 0, 0, G_OPTION_ARG_STRING_ARRAY, &credentials,
+    /* FILENAME: the bytes as given, not converted from the locale's
+     * charset (ASCII in the C locale refused every other character) */
+    { "platform", 0, 0, G_OPTION_ARG_FILENAME, &platform, "Device platform (ios, android)", "P" },
+    { "device-id", 0, 0, G_OPTION_ARG_FILENAME, &device_id, "Device id", "D" },
+    { "credential", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &credentials,
       "Credential entry for the plugin (repeatable); KEY:u=NUMBER for a uint32",
       "KEY=VALUE" },
     G_OPTION_ENTRY_NULL
@@ -412,6 +421,12 @@ cmd_login (MamctlContext *ctx, int argc, char **argv, GError **error)
     {
       g_set_error_literal (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
                            "login needs --platform and --device-id");
+      return MAMCTL_EXIT_USAGE;
+    }
+  if (!g_utf8_validate (platform, -1, NULL) || !g_utf8_validate (device_id, -1, NULL))
+    {
+      g_set_error_literal (error, MAMCTL_ERROR, MAMCTL_ERROR_USAGE,
+                           "login: --platform and --device-id must be UTF-8 text");
       return MAMCTL_EXIT_USAGE;
     }
   for (i = 0; credentials != NULL && credentials[i] != NULL; i++)
