@@ -237,7 +237,8 @@ check_value (Loader *ld, const char *path, GKeyFile *kf, const MamdConfigKey *k)
     {
       g_autofree char *value = g_key_file_get_string (kf, k->group, k->key, &error);
 
-      if (value == NULL)
+      /* a bad escape sets the error, yet the text still comes back */
+      if (error != NULL)
         add_problem (ld, path, k->group, k->key, "%s", error->message);
       else if (*value == '\0' && !g_str_equal (k->key, "Scope"))
         add_problem (ld, path, k->group, k->key, "empty value: set it or remove the key");

@@ -362,6 +362,9 @@ test_wrong_server_types (Fixture *fx, gconstpointer data)
     { "AuthService=Office 365", "[Server] AuthService: 'Office 365' is not a method name" },
     { "AuthService=", "[Server] AuthService: empty value" },
     { "Name=", "[Server] Name: empty value" },
+    /* GKeyFile refuses these escapes, but returns the text all the same */
+    { "Name=Chat \\o/", "[Server] Name: " },
+    { "Scope=api://x/login.mattermost\\", "[Server] Scope: " },
     { "AllowedPlatforms=windows", "[Server] AllowedPlatforms: unknown platform 'windows'" },
     { "AllowedPlatforms=ios;ios", "[Server] AllowedPlatforms: 'ios' is listed twice" },
     { "AllowedPlatforms=", "[Server] AllowedPlatforms: list at least one of ios, android" },
