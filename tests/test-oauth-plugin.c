@@ -718,6 +718,53 @@ test_gate_reload (void)
   g_rmdir (dir);
 }
 
+/* A host that drops the plugin while a config it activated is still held
+ * (the daemon deactivates first; plugin authors' hosts need not): the
+ * config's permission check, in flight or periodic, must stop with the
+ * plugin, or its answer would announce the gate change through the freed
+ * plugin. The answer would make the findings say "granted"; until then,
+ * and for good once the check is stopped, they say that the permission is
+ * checked while the config is live. */
+static void
+test_gate_plugin_disposed (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdIdpServer) idp = mamd_idp_server_new (0, &error);
+  g_autofree char *dir = g_dir_make_tmp ("mamd-oauth-XXXXXX", NULL);
+  g_autofree char *secret = write_secret (dir, "secret", SECRET "\n", 0600);
+  g_autofree char *extra = g_strdup_printf ("ClientSecretFile=%s\n", secret);
+  g_autofree char *group = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(GObject) config = NULL;
+  MamdPlugin *plugin;
+  gpointer alive;
+
+  g_assert_no_error (error);
+  mamd_idp_server_add_client (idp, TENANT, CLIENT, SECRET);
+  group = idp_config (idp, extra);
+  config = load_config (group, &error);
+  g_assert_no_error (error);
+  plugin = g_object_new (G_OBJECT_TYPE (get_plugin ()), NULL);
+  alive = plugin;
+  g_object_add_weak_pointer (G_OBJECT (plugin), &alive);
+  mamd_plugin_config_activate (plugin, config, TRUE);
+  g_object_unref (plugin);
+  g_assert_null (alive);
+
+  text = findings_text (config);
+  while (strstr (text, "checked while the configuration is live") == NULL &&
+         strstr (text, "granted") == NULL)
+    {
+      g_main_context_iteration (NULL, TRUE);
+      g_free (text);
+      text = findings_text (config);
+    }
+  g_test_message ("%s", text);
+  assert_contains (text, "checked while the configuration is live");
+  g_unlink (secret);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -740,5 +787,6 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/oauth/plugin/gate/invalid-resource", test_gate_invalid_resource);
   g_test_add_func ("/mamd/oauth/plugin/gate/other-error", test_gate_other_error);
   g_test_add_func ("/mamd/oauth/plugin/gate/reload", test_gate_reload);
+  g_test_add_func ("/mamd/oauth/plugin/gate/plugin-disposed", test_gate_plugin_disposed);
   return g_test_run ();
 }

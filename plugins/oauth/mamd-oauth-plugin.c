@@ -478,7 +478,12 @@ mamd_oauth_plugin_dispose (GObject *object)
     {
       g_hash_table_iter_init (&iter, self->active);
       while (g_hash_table_iter_next (&iter, &config, NULL))
-        g_object_weak_unref (config, on_active_config_finalized, self);
+        {
+          g_object_weak_unref (config, on_active_config_finalized, self);
+          /* the config may outlive us: its checks would call back into a
+           * freed plugin */
+          stop_permission (config);
+        }
     }
   g_clear_pointer (&self->active, g_hash_table_unref);
   g_clear_pointer (&self->keys, g_hash_table_unref);
