@@ -18,7 +18,8 @@ guint order_counter;
  * /post-302 answers a 302 to /ok. /big (CAP + 1), /exact (CAP) and /chunked
  * (640 KiB, no Content-Length) are bodies of zeros; /hang never answers.
  * /echo-token and /echo-value put the form posted to them, or its
- * client_secret, into an AADSTS error. .../.well-known/openid-configuration
+ * client_secret, into an AADSTS error; /consent-missing answers AADSTS650057
+ * whatever the scope asked for. .../.well-known/openid-configuration
  * is discovery for the misbehaving server, with the jwks_uri on the
  * identity provider under /cross/ and the provider's issuer under
  * /wrong-issuer/. Anything else is a 404. Every request is counted. */
@@ -106,6 +107,15 @@ rogue_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHa
                                               "\"error_codes\":[7000215]}", text);
       soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, NULL);
       soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, doc,
+                                        strlen (doc));
+    }
+  else if (strcmp (path, "/consent-missing") == 0)
+    {
+      static const char doc[] = "{\"error\":\"invalid_client\",\"error_description\":"
+                                "\"AADSTS650057: Invalid resource.\",\"error_codes\":[650057]}";
+
+      soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, NULL);
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, doc,
                                         strlen (doc));
     }
   else if (g_str_has_suffix (path, DISCOVERY_PATH))

@@ -21,6 +21,7 @@
 #define ODD_SECRET "Ab+c/d=e&f%g?h~i.j_k-lQ~7xyz"
 #define ODD_SECRET_FORM_LOWER "ab%2bc%2fd%3de%26f%25g%3fh~i.j_k-lq~7xyz"
 #define MAM_SCOPE "https://msmamservice.api.application/.default"
+#define OTHER_SCOPE "https://mam.idp.example/.default"
 
 /* Set when any log line carries a client secret, raw or form-encoded. */
 static gboolean secret_logged;
@@ -355,6 +356,30 @@ test_permission_missing (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (changed, ==, 2);
 }
 
+/* PermissionScope is configurable (another cloud, another provider): the
+ * closed gate names the scope that was asked for, not the default one. */
+static void
+test_permission_missing_other_scope (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *url = g_strconcat (fx->rogue_base, "/consent-missing", NULL);
+  g_autoptr(MamdOauthPermission) permission = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *state = NULL;
+
+  permission = mamd_oauth_permission_new (fx->http, url, CLIENT, SECRET, OTHER_SCOPE, 3600);
+  mamd_oauth_permission_check_now (permission);
+  wait_check (permission);
+  g_assert_cmpint (mamd_oauth_permission_get_state (permission), ==,
+                   MAMD_OAUTH_PERMISSION_MISSING);
+  g_assert_false (mamd_oauth_permission_check_gate (permission, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE);
+  g_assert_nonnull (strstr (error->message, OTHER_SCOPE));
+  g_assert_null (strstr (error->message, MAM_SCOPE));
+  state = mamd_oauth_permission_describe (permission);
+  g_assert_nonnull (strstr (state, OTHER_SCOPE));
+  g_assert_null (strstr (state, MAM_SCOPE));
+}
+
 static void
 test_permission_other_errors (Fixture *fx, gconstpointer data)
 {
@@ -464,6 +489,7 @@ main (int argc, char **argv)
   ADD ("/mamd/oauth/keys/http/status-timeout-cancel", test_http_status_timeout_cancel);
   ADD ("/mamd/oauth/keys/permission/granted", test_permission_granted);
   ADD ("/mamd/oauth/keys/permission/missing", test_permission_missing);
+  ADD ("/mamd/oauth/keys/permission/missing-other-scope", test_permission_missing_other_scope);
   ADD ("/mamd/oauth/keys/permission/other-errors", test_permission_other_errors);
   return g_test_run ();
 }

@@ -30,10 +30,10 @@
 
 #define WITHHELD_MESSAGE "(the provider's description is withheld: it echoed the request)"
 
-#define MISSING_MESSAGE                                                                     \
-  "AADSTS650057: the server's app registration lacks the MAM service permission "          \
-  "https://msmamservice.api.application/.default or its admin consent: add it in "          \
-  "Microsoft Entra and grant admin consent"
+/* %s: the scope the check asks for (PermissionScope) */
+#define MISSING_FORMAT                                                                      \
+  "AADSTS650057: the server's app registration lacks the MAM service permission %s "       \
+  "or its admin consent: add it in Microsoft Entra and grant admin consent"
 
 struct _MamdOauthPermission {
   GObject parent_instance;
@@ -201,7 +201,8 @@ codes_hold (JsonObject *object, gint64 wanted)
 
 /* An OAuth error answer (HTTP 4xx) */
 static MamdOauthPermissionState
-read_error_answer (guint status, JsonObject *object, const char *secret, char **detail)
+read_error_answer (guint status, JsonObject *object, const char *secret, const char *scope,
+                   char **detail)
 {
   const char *error_name = NULL;
   const char *description = NULL;
@@ -220,7 +221,7 @@ read_error_answer (guint status, JsonObject *object, const char *secret, char **
   code = answer_code (object, description);
   if (codes_hold (object, MISSING_CODE) || code == MISSING_CODE)
     {
-      *detail = g_strdup (MISSING_MESSAGE);
+      *detail = g_strdup_printf (MISSING_FORMAT, scope);
       return MAMD_OAUTH_PERMISSION_MISSING;
     }
   line = scrub (secret, description != NULL ? description : "");
@@ -268,7 +269,7 @@ mamd_oauth_permission_read_answer (guint status, const char *data, gsize len, co
       return MAMD_OAUTH_PERMISSION_ERROR;
     }
   if (status >= 400 && status < 500)
-    return read_error_answer (status, json_node_get_object (root), secret, detail);
+    return read_error_answer (status, json_node_get_object (root), secret, scope, detail);
   *detail = g_strdup_printf ("the token endpoint answered HTTP %u: retry later", status);
   return MAMD_OAUTH_PERMISSION_ERROR;
 }
@@ -420,7 +421,7 @@ mamd_oauth_permission_check_gate (MamdOauthPermission *self, GError **error)
 
   if (self->state != MAMD_OAUTH_PERMISSION_MISSING)
     return TRUE;
-  g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE, MISSING_MESSAGE);
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_RESOURCE, MISSING_FORMAT, self->scope);
   return FALSE;
 }
 
