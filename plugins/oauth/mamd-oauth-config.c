@@ -164,7 +164,8 @@ get_string (GKeyFile *keyfile, const char *group, const char *key, char **out,
   if (!g_key_file_has_key (keyfile, group, key, NULL))
     return TRUE;
   value = g_key_file_get_string (keyfile, group, key, &local_error);
-  if (value == NULL)
+  /* a bad escape sets the error, yet the text still comes back */
+  if (local_error != NULL)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
                    "[%s] %s: not a valid string (%s)", group, key, local_error->message);
