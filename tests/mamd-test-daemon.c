@@ -797,3 +797,25 @@ mamd_test_daemon_wait_signal (MamdTestDaemon *d, const char *member, const char 
     sig->consumed = TRUE;
   return sig;
 }
+
+typedef struct {
+  MamdTestDaemon *d;
+  const char *text;
+} LogText;
+
+static gboolean
+log_says (gpointer user_data)
+{
+  const LogText *wait = user_data;
+  g_autofree char *log = mamd_test_daemon_get_log (wait->d);
+
+  return strstr (log, wait->text) != NULL;
+}
+
+gboolean
+mamd_test_daemon_wait_log (MamdTestDaemon *d, const char *text, guint timeout_ms)
+{
+  LogText wait = { d, text };
+
+  return mamd_test_daemon_iterate_until (d, log_says, &wait, timeout_ms);
+}

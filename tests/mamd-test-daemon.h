@@ -130,5 +130,7 @@ const MamdTestSignal *mamd_test_daemon_wait_signal (MamdTestDaemon *d, const cha
 gboolean mamd_test_daemon_iterate_until (MamdTestDaemon *d,
                                          gboolean (*done) (gpointer user_data),
                                          gpointer user_data, guint timeout_ms);
+/* Iterates until mamd's log holds @text; FALSE after @timeout_ms. */
+gboolean mamd_test_daemon_wait_log (MamdTestDaemon *d, const char *text, guint timeout_ms);
 
 G_END_DECLS

@@ -535,20 +535,6 @@ test_answers_wait_for_commits (void)
   g_assert_cmpint (mamd_test_daemon_stop (d), ==, 0);
 }
 
-typedef struct {
-  MamdTestDaemon *d;
-  const char *text;
-} LogText;
-
-static gboolean
-log_says (gpointer user_data)
-{
-  const LogText *wait = user_data;
-  g_autofree char *log = mamd_test_daemon_get_log (wait->d);
-
-  return strstr (log, wait->text) != NULL;
-}
-
 static void
 on_enrolled (GDBusConnection *connection, const char *sender, const char *object_path,
              const char *interface, const char *member, GVariant *parameters,
@@ -586,8 +572,6 @@ test_stop_mid_commit (void)
   GDBusConnection *connection;
   sqlite3 *db = NULL;
   guint subscription;
-  LogText dispatched = { d, "ReportEnrollment from " };
-  LogText stopping = { d, "shutting down" };
 
   mamd_test_daemon_write_default_setup (d, SERVER);
   mamd_test_daemon_start (d, &error);
@@ -604,9 +588,9 @@ test_stop_mid_commit (void)
   call (d, "ReportEnrollment", g_variant_new ("(osi)", path, "success", -1), &report);
   /* mamd logs the call as its handler starts, which submits the commit that
    * then waits for the lock */
-  g_assert_true (mamd_test_daemon_iterate_until (d, log_says, (gpointer) &dispatched, WAIT_MS));
+  g_assert_true (mamd_test_daemon_wait_log (d, "ReportEnrollment from ", WAIT_MS));
   g_assert_cmpint (kill (mamd_test_daemon_get_pid (d), SIGTERM), ==, 0);
-  g_assert_true (mamd_test_daemon_iterate_until (d, log_says, (gpointer) &stopping, WAIT_MS));
+  g_assert_true (mamd_test_daemon_wait_log (d, "shutting down", WAIT_MS));
   mamd_test_daemon_iterate_until (d, never, NULL, 200);
   g_assert_cmpuint (order->len, ==, 0);
 

@@ -413,6 +413,75 @@ test_reload_sync (Fixture *f, gconstpointer data)
   g_assert_cmpstr (reload_json.out, ==, "{}\n");
 }
 
+static void
+store_result (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (res);
+}
+
+static gboolean
+have_result (gpointer user_data)
+{
+  return *(GAsyncResult **) user_data != NULL;
+}
+
+/* A directory that does not answer: while its sync runs, `mamctl sync`
+ * says Busy; after DirectorySyncTimeout mamd gives up on it
+ * (PluginUnavailable), and the next sync starts afresh. */
+static void
+test_sync_hung (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *session = NULL;
+  g_auto(MamdTestRun) busy = { 0 };
+  g_auto(MamdTestRun) reload = { 0 };
+  g_auto(MamdTestRun) sync = { 0 };
+
+  mamd_test_daemon_write_daemon_conf (f->daemon, "DirectorySyncInterval=0\n"
+                                                 "[Limits]\nDirectorySyncTimeout=3\n");
+  mamd_test_daemon_write_server (f->daemon, "chat",
+                                 "[Server]\nEnable=true\nTenantId=" TENANT "\n"
+                                 "ClientId=" CLIENT "\nAuthService=test\n"
+                                 "AutoCreateUsers=false\n\n[test]\nUsers=" CAROL ":carol\n"
+                                 "SyncDelayMs=600000\n");
+  mamd_test_daemon_start (f->daemon, &error);
+  g_assert_no_error (error);
+
+  g_dbus_connection_call (mamd_test_daemon_get_connection (f->daemon), "org.mamd.Mamd1",
+                          "/org/mamd/Mamd1", "org.mamd.Mamd1.Manager", "SyncDirectory",
+                          g_variant_new ("(s)", "chat"), NULL, G_DBUS_CALL_FLAGS_NONE, -1,
+                          NULL, store_result, &res);
+  g_assert_true (mamd_test_daemon_wait_log (f->daemon, "SyncDirectory from ", 30000));
+  run_mamctl (f, &busy, "sync", "chat");
+  g_assert_cmpint (busy.status, ==, 1);
+  g_assert_true (g_str_has_prefix (busy.err, "mamctl: Busy: a directory sync of server chat "
+                                             "through test, started "));
+  g_assert_nonnull (strstr (busy.err, "still runs"));
+
+  g_assert_true (mamd_test_daemon_iterate_until (f->daemon, have_result, &res, 30000));
+  reply = g_dbus_connection_call_finish (mamd_test_daemon_get_connection (f->daemon), res,
+                                         &error);
+  g_assert_null (reply);
+  g_assert_true (g_dbus_error_is_remote_error (error));
+  g_assert_cmpstr (g_dbus_error_get_remote_error (error), ==,
+                   "org.mamd.Mamd1.Error.PluginUnavailable");
+  g_assert_nonnull (strstr (error->message, "did not list the users of server chat within 3 s "
+                                            "(DirectorySyncTimeout in mamd.conf)"));
+
+  /* a directory that answers again */
+  mamd_test_daemon_write_server (f->daemon, "chat",
+                                 "[Server]\nEnable=true\nTenantId=" TENANT "\n"
+                                 "ClientId=" CLIENT "\nAuthService=test\n"
+                                 "AutoCreateUsers=false\n\n[test]\nUsers=" CAROL ":carol\n");
+  run_mamctl (f, &reload, "reload");
+  g_assert_cmpint (reload.status, ==, 0);
+  run_mamctl (f, &sync, "sync", "chat");
+  g_assert_cmpint (sync.status, ==, 0);
+  session = login (f, "chat", CAROL, "iphone-carol", "enrollment-required");
+}
+
 /* What a D-Bus client may put in its device id and user name: an SGR and an
  * OSC escape, line breaks that would fake a row, a C1 CSI, a bidi override
  * and a backslash. */
@@ -778,6 +847,7 @@ main (int argc, char **argv)
   ADD ("wipe-flow", test_wipe_flow, FALSE);
   ADD ("errors-admin", test_errors_admin, FALSE);
   ADD ("reload-sync", test_reload_sync, TRUE);
+  ADD ("sync-hung", test_sync_hung, TRUE);
   ADD ("escape", test_escape, FALSE);
   ADD ("no-answer", test_no_answer, FALSE);
   ADD ("c-locale", test_c_locale, FALSE);

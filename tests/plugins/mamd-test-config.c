@@ -12,6 +12,7 @@ struct _MamdTestConfig {
   GObject parent_instance;
   char *server_id;
   guint delay_ms;
+  guint sync_delay_ms;
   MamdTestGate gate;
   GPtrArray *users; /* MamdIdentity */
 };
@@ -41,9 +42,10 @@ mamd_test_config_init (MamdTestConfig *self)
 }
 
 static gboolean
-parse_delay (MamdTestConfig *self, GKeyFile *keyfile, const char *group, GError **error)
+parse_delay (GKeyFile *keyfile, const char *group, const char *key, guint *out,
+             GError **error)
 {
-  g_autofree char *value = g_key_file_get_value (keyfile, group, "DelayMs", NULL);
+  g_autofree char *value = g_key_file_get_value (keyfile, group, key, NULL);
   guint64 delay = 0;
 
   if (value == NULL)
@@ -51,11 +53,11 @@ parse_delay (MamdTestConfig *self, GKeyFile *keyfile, const char *group, GError 
   if (!g_ascii_string_to_unsigned (value, 10, 0, DELAY_MS_MAX, &delay, NULL))
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
-                   "[%s] DelayMs: not an unsigned integer of at most %u", group,
+                   "[%s] %s: not an unsigned integer of at most %u", group, key,
                    DELAY_MS_MAX);
       return FALSE;
     }
-  self->delay_ms = (guint) delay;
+  *out = (guint) delay;
   return TRUE;
 }
 
@@ -154,7 +156,7 @@ mamd_test_config_new_from_keyfile (const char *server_id,
                                    const char *group,
                                    GError    **error)
 {
-  static const char *const known_keys[] = { "Users", "DelayMs", "Gate", NULL };
+  static const char *const known_keys[] = { "Users", "DelayMs", "SyncDelayMs", "Gate", NULL };
   g_autoptr(MamdTestConfig) self = g_object_new (MAMD_TYPE_TEST_CONFIG, NULL);
   g_auto(GStrv) keys = NULL;
   g_autofree char *tenant = NULL;
@@ -187,12 +189,13 @@ mamd_test_config_new_from_keyfile (const char *server_id,
         {
           g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
                        "[%s] %s: unknown key; the test plugin knows Users, "
-                       "DelayMs and Gate", group, keys[i]);
+                       "DelayMs, SyncDelayMs and Gate", group, keys[i]);
           return NULL;
         }
     }
 
-  if (!parse_delay (self, keyfile, group, error) ||
+  if (!parse_delay (keyfile, group, "DelayMs", &self->delay_ms, error) ||
+      !parse_delay (keyfile, group, "SyncDelayMs", &self->sync_delay_ms, error) ||
       !parse_gate (self, keyfile, group, error) ||
       !parse_users (self, tenant, keyfile, group, error))
     return NULL;
@@ -212,6 +215,13 @@ mamd_test_config_get_delay_ms (MamdTestConfig *self)
 {
   g_return_val_if_fail (MAMD_IS_TEST_CONFIG (self), 0);
   return self->delay_ms;
+}
+
+guint
+mamd_test_config_get_sync_delay_ms (MamdTestConfig *self)
+{
+  g_return_val_if_fail (MAMD_IS_TEST_CONFIG (self), 0);
+  return self->sync_delay_ms;
 }
 
 MamdTestGate

@@ -24,6 +24,7 @@ MamdTestConfig *mamd_test_config_new_from_keyfile (const char *server_id,
                                                    GError    **error);
 const char *mamd_test_config_get_server_id (MamdTestConfig *self);
 guint mamd_test_config_get_delay_ms (MamdTestConfig *self);
+guint mamd_test_config_get_sync_delay_ms (MamdTestConfig *self);
 MamdTestGate mamd_test_config_get_gate (MamdTestConfig *self);
 /* MamdIdentity elements, owned by the config. */
 GPtrArray *mamd_test_config_get_users (MamdTestConfig *self);

@@ -13,6 +13,7 @@
  *   Users    list of "objectId:userName" returned by directory sync, with
  *            the server's TenantId as tenant
  *   DelayMs  delay before every authentication completes (default 0)
+ *   SyncDelayMs  delay before every directory sync completes (default 0)
  *   Gate     "open" (default) or "invalid-resource" (check_gate fails with
  *            AADSTS650057)
  *
@@ -322,6 +323,58 @@ test_authenticate_finish (MamdPlugin *plugin, GAsyncResult *result, GError **err
 
 /* ---- directory sync ---- */
 
+/* A delayed listing: whichever comes first, the delay or the
+ * cancellation, returns; the other source goes with the task. */
+typedef struct {
+  GPtrArray *users;
+  GSource *timeout;
+  GSource *cancel;
+} SyncData;
+
+static void
+sync_drop_sources (SyncData *sync)
+{
+  if (sync->timeout != NULL)
+    g_source_destroy (sync->timeout);
+  if (sync->cancel != NULL)
+    g_source_destroy (sync->cancel);
+}
+
+static void
+sync_data_free (gpointer data)
+{
+  SyncData *sync = data;
+
+  sync_drop_sources (sync);
+  g_clear_pointer (&sync->timeout, g_source_unref);
+  g_clear_pointer (&sync->cancel, g_source_unref);
+  g_clear_pointer (&sync->users, g_ptr_array_unref);
+  g_free (sync);
+}
+
+static gboolean
+sync_timeout_cb (gpointer user_data)
+{
+  GTask *task = user_data;
+  SyncData *sync = g_task_get_task_data (task);
+
+  sync_drop_sources (sync);
+  if (!g_task_return_error_if_cancelled (task))
+    g_task_return_pointer (task, g_steal_pointer (&sync->users),
+                           (GDestroyNotify) g_ptr_array_unref);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+sync_cancelled_cb (GCancellable *cancellable, gpointer user_data)
+{
+  GTask *task = user_data;
+
+  sync_drop_sources (g_task_get_task_data (task));
+  g_task_return_error_if_cancelled (task);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 test_sync_async (MamdPlugin         *plugin,
                  GObject            *config,
@@ -330,10 +383,12 @@ test_sync_async (MamdPlugin         *plugin,
                  gpointer            user_data)
 {
   g_autoptr(GTask) task = g_task_new (plugin, cancellable, callback, user_data);
-  g_autoptr(GPtrArray) users = NULL;
+  SyncData *sync = g_new0 (SyncData, 1);
   GPtrArray *configured;
+  guint delay_ms;
 
   g_task_set_source_tag (task, test_sync_async);
+  g_task_set_task_data (task, sync, sync_data_free);
   if (g_task_return_error_if_cancelled (task))
     return;
   if (!MAMD_IS_TEST_CONFIG (config))
@@ -345,10 +400,23 @@ test_sync_async (MamdPlugin         *plugin,
     }
 
   configured = mamd_test_config_get_users (MAMD_TEST_CONFIG (config));
-  users = g_ptr_array_new_full (configured->len, (GDestroyNotify) mamd_identity_free);
+  sync->users = g_ptr_array_new_full (configured->len, (GDestroyNotify) mamd_identity_free);
   for (guint i = 0; i < configured->len; i++)
-    g_ptr_array_add (users, mamd_identity_copy (g_ptr_array_index (configured, i)));
-  g_task_return_pointer (task, g_steal_pointer (&users), (GDestroyNotify) g_ptr_array_unref);
+    g_ptr_array_add (sync->users, mamd_identity_copy (g_ptr_array_index (configured, i)));
+  delay_ms = mamd_test_config_get_sync_delay_ms (MAMD_TEST_CONFIG (config));
+  if (delay_ms == 0)
+    {
+      g_task_return_pointer (task, g_steal_pointer (&sync->users),
+                             (GDestroyNotify) g_ptr_array_unref);
+      return;
+    }
+  sync->timeout = g_timeout_source_new (delay_ms);
+  g_task_attach_source (task, sync->timeout, sync_timeout_cb);
+  if (cancellable != NULL)
+    {
+      sync->cancel = g_cancellable_source_new (cancellable);
+      g_task_attach_source (task, sync->cancel, G_SOURCE_FUNC (sync_cancelled_cb));
+    }
 }
 
 static GPtrArray *
