@@ -103,6 +103,7 @@ sender_lookup_or_add (MamdDbusAdaptor *self, const char *name)
   sender->waiting = g_ptr_array_new ();
   sender->in_flight = g_ptr_array_new ();
   g_hash_table_insert (self->senders, g_strdup (name), sender);
+  g_debug ("%s: first call, %u bus peer(s) tracked", name, g_hash_table_size (self->senders));
   return sender;
 }
 
@@ -441,19 +442,32 @@ call_authorize_and_run (MamdDbusCall *call, guint32 uid)
   call->method->handler (call, g_dbus_method_invocation_get_parameters (call->invocation));
 }
 
+typedef struct {
+  MamdDbusAdaptor *adaptor; /* owned ref */
+  MamdDbusSender *sender;   /* owned ref */
+} UnixUserLookup;
+
 static void
 on_unix_user (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  MamdDbusSender *sender = user_data;
+  UnixUserLookup *lookup = user_data;
+  g_autoptr(MamdDbusAdaptor) self = lookup->adaptor;
+  MamdDbusSender *sender = lookup->sender;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GPtrArray) waiting = NULL;
 
+  g_free (lookup);
   reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &error);
   g_clear_object (&sender->lookup);
   if (reply != NULL && !sender->gone) {
     sender->uid_known = TRUE;
     g_variant_get (reply, "(u)", &sender->uid);
+  } else if (g_hash_table_lookup (self->senders, sender->name) == sender) {
+    /* GDBus runs a session object's call one idle later than a manager's,
+     * so it may come after its sender's NameOwnerChanged: its new entry
+     * would stay for ever. A live sender gets a new entry with its next call. */
+    g_hash_table_remove (self->senders, sender->name);
   }
   waiting = g_steal_pointer (&sender->waiting);
   sender->waiting = g_ptr_array_new ();
@@ -528,12 +542,15 @@ dispatch (MamdDbusAdaptor *self, MamdDbusObjectKind kind, const char *sender_nam
   }
   g_ptr_array_add (sender->waiting, call);
   if (sender->lookup == NULL) {
+    UnixUserLookup *lookup = g_new (UnixUserLookup, 1);
+
+    lookup->adaptor = g_object_ref (self);
+    lookup->sender = sender_ref (sender);
     sender->lookup = g_cancellable_new ();
     g_dbus_connection_call (self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                             "org.freedesktop.DBus", "GetConnectionUnixUser",
                             g_variant_new ("(s)", sender_name), G_VARIANT_TYPE ("(u)"),
-                            G_DBUS_CALL_FLAGS_NONE, -1, sender->lookup, on_unix_user,
-                            sender_ref (sender));
+                            G_DBUS_CALL_FLAGS_NONE, -1, sender->lookup, on_unix_user, lookup);
   }
 }
 

@@ -594,6 +594,79 @@ test_busy_per_uid (void)
   g_assert_no_error (error);
 }
 
+/* The bus peers mamd tracks when @connection's first call arrives, from
+ * the debug log; G_MAXUINT when that line is not there (yet). */
+static guint
+tracked_peers (MamdTestDaemon *d, GDBusConnection *connection)
+{
+  g_autofree char *log = mamd_test_daemon_get_log (d);
+  g_autofree char *prefix = g_strdup_printf ("%s: first call, ",
+                                             g_dbus_connection_get_unique_name (connection));
+  const char *line = strstr (log, prefix);
+
+  if (line == NULL)
+    return G_MAXUINT;
+  return (guint) g_ascii_strtoull (line + strlen (prefix), NULL, 10);
+}
+
+/* A call to a session object may be dispatched after its sender's
+ * NameOwnerChanged (GDBus takes one more idle for a subtree): mamd must not
+ * keep a per-sender entry for it, or every peer that calls and leaves at once
+ * costs memory for ever. */
+static void
+test_sender_left_before_dispatch (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autofree char *path = NULL;
+  guint peers = G_MAXUINT;
+
+  result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-00000000000e", "ios",
+                                     "device", &path, &error);
+  g_assert_no_error (error);
+  /* several calls per peer make it likely that GDBus dispatches some after
+   * the peer's NameOwnerChanged */
+  for (guint i = 0; i < 60; i++) {
+    g_autoptr(GDBusConnection) connection = new_bus_connection (d);
+
+    for (guint j = 0; j < 8; j++) {
+      g_autoptr(GDBusMessage) message = g_dbus_message_new_method_call (
+        "org.mamd.Mamd1", path, "org.freedesktop.DBus.Properties", "GetAll");
+
+      g_dbus_message_set_body (message, g_variant_new ("(s)", SESSION_IFACE));
+      g_dbus_connection_send_message (connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL,
+                                      &error);
+      g_assert_no_error (error);
+    }
+    /* closing drops what is not written yet */
+    g_dbus_connection_flush_sync (connection, NULL, &error);
+    g_assert_no_error (error);
+    g_dbus_connection_close_sync (connection, NULL, &error);
+    g_assert_no_error (error);
+  }
+
+  /* once those peers are forgotten, mamd tracks the fixture's connection,
+   * the new one and at most the one before, whose leaving may be on its way */
+  for (gint64 deadline = g_get_monotonic_time () + WAIT_MS * G_TIME_SPAN_MILLISECOND;
+       g_get_monotonic_time () < deadline;) {
+    g_autoptr(GDBusConnection) connection = new_bus_connection (d);
+    g_autoptr(GVariant) status = NULL;
+
+    status = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                          MANAGER_IFACE, "GetStatus", NULL,
+                                          G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                          NULL, &error);
+    g_assert_no_error (error);
+    peers = tracked_peers (d, connection);
+    if (peers <= 3)
+      break;
+    g_dbus_connection_close_sync (connection, NULL, NULL);
+    g_usleep (100 * G_TIME_SPAN_MILLISECOND);
+  }
+  g_assert_cmpuint (peers, <=, 3);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -616,6 +689,8 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/dbus/gate/other-uid", test_roles_other_uid);
   g_test_add_func ("/mamd/dbus/gate/busy-and-cancel", test_busy_and_cancel);
   g_test_add_func ("/mamd/dbus/gate/busy-per-uid", test_busy_per_uid);
+  g_test_add_func ("/mamd/dbus/gate/sender-left-before-dispatch",
+                   test_sender_left_before_dispatch);
   status = g_test_run ();
   g_free (self_path);
   return status;
