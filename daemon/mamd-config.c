@@ -19,9 +19,12 @@ static const MamdConfigKey config_keys[] = {
   { DAEMON_FILE, "Daemon", "LicensePublicKey", "string", "license-public.pem",
     "Ed25519 public key (PEM) that verifies the licence; relative to the configuration directory" },
   { DAEMON_FILE, "Daemon", "ClientUsers", "string list", "",
-    "User names allowed to call host-integrator methods (root and the daemon's own user always may)" },
+    "User names allowed to call host-integrator methods (root and the daemon's own user always "
+    "may); resolved to uids at start and at every reload, so reload after adding, renaming or "
+    "deleting one" },
   { DAEMON_FILE, "Daemon", "AdminUsers", "string list", "",
-    "User names allowed to call administrative methods (root and the daemon's own user always may)" },
+    "User names allowed to call administrative methods (root and the daemon's own user always "
+    "may); resolved like `ClientUsers`" },
   { DAEMON_FILE, "Daemon", "WipeRetentionDays", "unsigned", "7",
     "Days an unacknowledged wipe is kept and re-announced before it is given up (1 to 36500)" },
   { DAEMON_FILE, "Daemon", "EventRetentionDays", "unsigned", "30",

@@ -37,7 +37,7 @@ typedef struct {
 } QueuedSignal;
 
 typedef struct {
-  char **names; /* the names the uids were resolved from */
+  guint config_serial; /* of the configuration the uids were resolved for */
   GArray *uids;
 } UserCache;
 
@@ -287,21 +287,21 @@ mamd_dbus_call_return_error_literal (MamdDbusCall *call, MamdError code, const c
 static void
 user_cache_clear (UserCache *cache)
 {
-  g_clear_pointer (&cache->names, g_strfreev);
   g_clear_pointer (&cache->uids, g_array_unref);
 }
 
-/* Resolves user names to uids, again only when the configured list changes
- * (reload), so a call costs no NSS lookup. */
+/* Resolves user names to uids, again at every configuration reload (even
+ * with the same list: a user may have been deleted, renamed or created
+ * since), so a call costs no NSS lookup. */
 static gboolean
-user_cache_contains (UserCache *cache, char **names, guint32 uid)
+user_cache_contains (UserCache *cache, guint config_serial, char **names, guint32 uid)
 {
   const char *const empty[] = { NULL };
   const char *const *wanted = names != NULL ? (const char *const *) names : empty;
 
-  if (cache->uids == NULL || !g_strv_equal ((const char *const *) cache->names, wanted)) {
+  if (cache->uids == NULL || cache->config_serial != config_serial) {
     user_cache_clear (cache);
-    cache->names = g_strdupv ((char **) wanted);
+    cache->config_serial = config_serial;
     cache->uids = g_array_new (FALSE, FALSE, sizeof (guint32));
     for (guint i = 0; wanted[i] != NULL; i++) {
       struct passwd pwd, *result = NULL;
@@ -332,7 +332,8 @@ uid_is_admin (MamdDbusAdaptor *self, guint32 uid)
     return TRUE;
   if (config == NULL || config->daemon == NULL)
     return FALSE;
-  return user_cache_contains (&self->admins, config->daemon->admin_users, uid);
+  return user_cache_contains (&self->admins, mamd_engine_get_config_serial (self->engine),
+                              config->daemon->admin_users, uid);
 }
 
 static gboolean
@@ -344,7 +345,8 @@ uid_is_client (MamdDbusAdaptor *self, guint32 uid)
     return TRUE;
   if (config == NULL || config->daemon == NULL)
     return FALSE;
-  return user_cache_contains (&self->clients, config->daemon->client_users, uid);
+  return user_cache_contains (&self->clients, mamd_engine_get_config_serial (self->engine),
+                              config->daemon->client_users, uid);
 }
 
 static const char *

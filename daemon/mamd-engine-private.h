@@ -35,6 +35,7 @@ struct _MamdEngine {
   MamdPluginLoader *plugins;
   char *config_dir;
   MamdConfig *config;
+  guint config_serial;            /* counts the loads of config */
   MamdLicense *license;
   char *license_reason;           /* why there is no licence */
   GHashTable *servers;            /* id -> MamdEngineServer */

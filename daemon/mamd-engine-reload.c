@@ -458,6 +458,7 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
   old_config = g_steal_pointer (&self->config);
   self->servers = g_steal_pointer (&servers);
   self->config = g_steal_pointer (&config);
+  self->config_serial++;
   g_clear_pointer (&self->license, mamd_license_free);
   g_free (self->license_reason);
   self->license = g_steal_pointer (&license);

@@ -857,6 +857,12 @@ mamd_engine_get_config (MamdEngine *self)
   return self->config;
 }
 
+guint
+mamd_engine_get_config_serial (MamdEngine *self)
+{
+  return self->config_serial;
+}
+
 const MamdLicense *
 mamd_engine_get_license (MamdEngine *self, const char **reason)
 {

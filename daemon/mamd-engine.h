@@ -162,6 +162,8 @@ gboolean mamd_engine_caller_may_ack_wipe (MamdEngine *self, const MamdCaller *ca
 GPtrArray *mamd_engine_list_servers (MamdEngine *self);                         /* MamdServerStatus, owned */
 MamdPluginLoader *mamd_engine_get_plugins (MamdEngine *self);
 const MamdConfig *mamd_engine_get_config (MamdEngine *self);
+/* Changes with every configuration (re)load, even of the same files. */
+guint mamd_engine_get_config_serial (MamdEngine *self);
 /* The licence in force, or NULL with @reason why there is none. */
 const MamdLicense *mamd_engine_get_license (MamdEngine *self, const char **reason);
 /* The seq of the most recent committed event, 0 when there is none. */

@@ -38,6 +38,7 @@ struct _MamdTestDaemon {
 
   GSubprocess *mamd;
   goffset file_size_limit; /* RLIMIT_FSIZE of the next daemon, 0: none */
+  char **env;              /* variables set for the next daemons, or NULL */
   char *log_path;
   char *last_owner;
   guint n_starts;
@@ -246,6 +247,7 @@ mamd_test_daemon_free (MamdTestDaemon *d)
   g_free (d->config_dir);
   g_free (d->state_dir);
   g_free (d->plugin_dir);
+  g_strfreev (d->env);
   g_free (d->license_file);
   g_free (d->private_key);
   g_free (d->public_key);
@@ -482,6 +484,10 @@ mamd_test_daemon_start (MamdTestDaemon *d, GError **error)
   g_free (d->log_path);
   d->log_path = g_build_filename (d->tmp_dir, log_name, NULL);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
+  for (guint i = 0; d->env != NULL && d->env[i] != NULL; i++) {
+    g_auto(GStrv) pair = g_strsplit (d->env[i], "=", 2);
+    g_subprocess_launcher_setenv (launcher, pair[0], pair[1], TRUE);
+  }
   g_subprocess_launcher_set_stdout_file_path (launcher, d->log_path);
   g_subprocess_launcher_set_child_setup (launcher, mamd_child_setup, d, NULL);
   d->mamd = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, error);
@@ -609,6 +615,12 @@ void
 mamd_test_daemon_set_file_size_limit (MamdTestDaemon *d, goffset bytes)
 {
   d->file_size_limit = bytes;
+}
+
+void
+mamd_test_daemon_setenv (MamdTestDaemon *d, const char *variable, const char *value)
+{
+  d->env = g_environ_setenv (d->env, variable, value, TRUE);
 }
 
 int

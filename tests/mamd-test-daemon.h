@@ -90,6 +90,9 @@ int mamd_test_daemon_wait_exit (MamdTestDaemon *d, guint timeout_ms);
  * with EFBIG, as on a full disk (RLIMIT_FSIZE, SIGXFSZ ignored); 0: no
  * limit. */
 void mamd_test_daemon_set_file_size_limit (MamdTestDaemon *d, goffset bytes);
+/* Sets @variable in the environment of the daemons started from now on
+ * (LD_PRELOAD of a test shim, say), not in the test's own. */
+void mamd_test_daemon_setenv (MamdTestDaemon *d, const char *variable, const char *value);
 /* Exit status of the last daemon that ended (same encoding), -1 if none. */
 int mamd_test_daemon_get_exit_status (MamdTestDaemon *d);
 /* Everything the last (or current) daemon wrote to stdout and stderr. */

@@ -458,6 +458,79 @@ test_roles_other_uid (void)
   }
 }
 
+static void
+write_passwd (const char *path, const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents (path, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+/* ClientUsers names users, mamd authorises uids: a reload resolves the
+ * names again even when the list is the same, so a user deleted (or whose
+ * name now belongs to another uid) loses access and one created gets it.
+ * mamd runs with mamd-test-passwd preloaded: nobody (65534) is "gateway"
+ * while the test's passwd file says so. */
+static void
+test_roles_users_change (void)
+{
+  g_autoptr(MamdTestDaemon) d = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *passwd = NULL;
+  g_autofree char *preload = NULL;
+  g_autofree char *asan = NULL;
+  g_autofree char *out = NULL;
+
+  if (getuid () != 0) {
+    g_test_skip ("needs root to call mamd as another uid");
+    return;
+  }
+  d = mamd_test_daemon_new ();
+  passwd = g_build_filename (mamd_test_daemon_get_tmp_dir (d), "passwd", NULL);
+  preload = g_build_filename (g_getenv ("MAMD_BUILD_ROOT"), "tests", "libmamd-test-passwd.so",
+                              NULL);
+  write_passwd (passwd, "gateway:65534\n");
+  mamd_test_daemon_write_daemon_conf (d, "ClientUsers=gateway\n");
+  mamd_test_daemon_write_license (d, "advanced",
+                                  g_get_real_time () / G_USEC_PER_SEC + 86400 * 365);
+  mamd_test_daemon_write_mam_server (d, SERVER, TRUE, NULL);
+  mamd_test_daemon_setenv (d, "LD_PRELOAD", preload);
+  mamd_test_daemon_setenv (d, "MAMD_TEST_PASSWD", passwd);
+  /* the asan setup: the shim is loaded before the sanitizer's runtime */
+  asan = g_strconcat (g_getenv ("ASAN_OPTIONS") != NULL ? g_getenv ("ASAN_OPTIONS") : "",
+                      ":verify_asan_link_order=0", NULL);
+  mamd_test_daemon_setenv (d, "ASAN_OPTIONS", asan);
+  mamd_test_daemon_start (d, &error);
+  g_assert_no_error (error);
+
+  out = run_as_nobody (d, "sign-in", "0c0ffee0-0000-4000-8000-00000000000f");
+  if (out == NULL) {
+    g_test_skip ("this test binary cannot run as nobody here");
+    return;
+  }
+  g_assert_cmpstr (out, ==, "ok");
+  g_free (out);
+
+  /* gateway is deleted and its uid given to someone else: after a reload
+   * with the same ClientUsers, uid 65534 is nobody's client any more */
+  write_passwd (passwd, "other:65534\n");
+  reply = mamd_test_daemon_call (d, "Reload", NULL, NULL, &error);
+  g_assert_no_error (error);
+  out = run_as_nobody (d, "sign-in", "0c0ffee0-0000-4000-8000-000000000010");
+  g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");
+  g_free (out);
+
+  /* gateway is created again: the next reload lets it in */
+  write_passwd (passwd, "gateway:65534\n");
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = mamd_test_daemon_call (d, "Reload", NULL, NULL, &error);
+  g_assert_no_error (error);
+  out = run_as_nobody (d, "sign-in", "0c0ffee0-0000-4000-8000-000000000011");
+  g_assert_cmpstr (out, ==, "ok");
+}
+
 /* ---- caps and cancellation ---- */
 
 typedef struct {
@@ -687,6 +760,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/dbus/secrecy/credential-never-echoed", test_credential_never_echoed);
   g_test_add_func ("/mamd/dbus/gate/access-denied", test_access_denied);
   g_test_add_func ("/mamd/dbus/gate/other-uid", test_roles_other_uid);
+  g_test_add_func ("/mamd/dbus/gate/users-change", test_roles_users_change);
   g_test_add_func ("/mamd/dbus/gate/busy-and-cancel", test_busy_and_cancel);
   g_test_add_func ("/mamd/dbus/gate/busy-per-uid", test_busy_per_uid);
   g_test_add_func ("/mamd/dbus/gate/sender-left-before-dispatch",
