@@ -67,13 +67,66 @@ test_load_config (MamdPlugin  *plugin,
                                                       group, error));
 }
 
+/* ---- delayed answers ---- */
+
+/* The first member of a delayed call's task data: whichever comes first,
+ * the delay or the cancellation, returns. */
+typedef struct {
+  GSource *timeout;
+  GSource *cancel;
+} Delay;
+
+/* The pending sources hold references on the task: drop them once it has
+ * returned, or the task would keep itself alive. */
+static void
+delay_drop_sources (Delay *delay)
+{
+  if (delay->timeout != NULL)
+    g_source_destroy (delay->timeout);
+  if (delay->cancel != NULL)
+    g_source_destroy (delay->cancel);
+}
+
+static void
+delay_clear (Delay *delay)
+{
+  delay_drop_sources (delay);
+  g_clear_pointer (&delay->timeout, g_source_unref);
+  g_clear_pointer (&delay->cancel, g_source_unref);
+}
+
+static gboolean
+delay_cancelled_cb (GCancellable *cancellable, gpointer user_data)
+{
+  GTask *task = user_data;
+
+  delay_drop_sources (g_task_get_task_data (task));
+  g_task_return_error_if_cancelled (task);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs @answer after @delay_ms, unless the call is cancelled first. */
+static void
+delay_start (GTask *task, guint delay_ms, GSourceFunc answer)
+{
+  Delay *delay = g_task_get_task_data (task);
+  GCancellable *cancellable = g_task_get_cancellable (task);
+
+  delay->timeout = g_timeout_source_new (delay_ms);
+  g_task_attach_source (task, delay->timeout, answer);
+  if (cancellable != NULL)
+    {
+      delay->cancel = g_cancellable_source_new (cancellable);
+      g_task_attach_source (task, delay->cancel, G_SOURCE_FUNC (delay_cancelled_cb));
+    }
+}
+
 /* ---- authentication ---- */
 
 typedef struct {
+  Delay delay;            /* first */
   MamdIdentity *identity; /* the answer, or NULL with error, or NULL alone */
   GError *error;
-  GSource *timeout;
-  GSource *cancel;
 } AuthData;
 
 static void
@@ -81,16 +134,7 @@ auth_data_free (gpointer data)
 {
   AuthData *auth = data;
 
-  if (auth->timeout != NULL)
-    {
-      g_source_destroy (auth->timeout);
-      g_source_unref (auth->timeout);
-    }
-  if (auth->cancel != NULL)
-    {
-      g_source_destroy (auth->cancel);
-      g_source_unref (auth->cancel);
-    }
+  delay_clear (&auth->delay);
   mamd_identity_free (auth->identity);
   g_clear_error (&auth->error);
   g_free (auth);
@@ -221,23 +265,12 @@ authenticate_now (GVariant *credential, gint64 *delay_ms, GError **error)
                             "test credential", error);
 }
 
-/* The pending sources hold references on the task: drop them once it has
- * returned, or the task would keep itself alive. */
-static void
-auth_drop_sources (AuthData *auth)
-{
-  if (auth->timeout != NULL)
-    g_source_destroy (auth->timeout);
-  if (auth->cancel != NULL)
-    g_source_destroy (auth->cancel);
-}
-
 static void
 auth_complete (GTask *task)
 {
   AuthData *auth = g_task_get_task_data (task);
 
-  auth_drop_sources (auth);
+  delay_drop_sources (&auth->delay);
 
   if (auth->error != NULL)
     g_task_return_error (task, g_steal_pointer (&auth->error));
@@ -253,19 +286,9 @@ auth_timeout_cb (gpointer user_data)
   GTask *task = user_data;
 
   if (g_task_return_error_if_cancelled (task))
-    auth_drop_sources (g_task_get_task_data (task));
+    delay_drop_sources (g_task_get_task_data (task));
   else
     auth_complete (task);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-auth_cancelled_cb (GCancellable *cancellable, gpointer user_data)
-{
-  GTask *task = user_data;
-
-  auth_drop_sources (g_task_get_task_data (task));
-  g_task_return_error_if_cancelled (task);
   return G_SOURCE_REMOVE;
 }
 
@@ -303,15 +326,7 @@ test_authenticate_async (MamdPlugin         *plugin,
       return;
     }
 
-  /* Whichever comes first, the delay or the cancellation, returns; the
-   * other source is destroyed with the task data. */
-  auth->timeout = g_timeout_source_new ((guint) delay_ms);
-  g_task_attach_source (task, auth->timeout, auth_timeout_cb);
-  if (cancellable != NULL)
-    {
-      auth->cancel = g_cancellable_source_new (cancellable);
-      g_task_attach_source (task, auth->cancel, G_SOURCE_FUNC (auth_cancelled_cb));
-    }
+  delay_start (task, (guint) delay_ms, auth_timeout_cb);
 }
 
 static MamdIdentity *
@@ -323,31 +338,17 @@ test_authenticate_finish (MamdPlugin *plugin, GAsyncResult *result, GError **err
 
 /* ---- directory sync ---- */
 
-/* A delayed listing: whichever comes first, the delay or the
- * cancellation, returns; the other source goes with the task. */
 typedef struct {
+  Delay delay; /* first */
   GPtrArray *users;
-  GSource *timeout;
-  GSource *cancel;
 } SyncData;
-
-static void
-sync_drop_sources (SyncData *sync)
-{
-  if (sync->timeout != NULL)
-    g_source_destroy (sync->timeout);
-  if (sync->cancel != NULL)
-    g_source_destroy (sync->cancel);
-}
 
 static void
 sync_data_free (gpointer data)
 {
   SyncData *sync = data;
 
-  sync_drop_sources (sync);
-  g_clear_pointer (&sync->timeout, g_source_unref);
-  g_clear_pointer (&sync->cancel, g_source_unref);
+  delay_clear (&sync->delay);
   g_clear_pointer (&sync->users, g_ptr_array_unref);
   g_free (sync);
 }
@@ -358,20 +359,10 @@ sync_timeout_cb (gpointer user_data)
   GTask *task = user_data;
   SyncData *sync = g_task_get_task_data (task);
 
-  sync_drop_sources (sync);
+  delay_drop_sources (&sync->delay);
   if (!g_task_return_error_if_cancelled (task))
     g_task_return_pointer (task, g_steal_pointer (&sync->users),
                            (GDestroyNotify) g_ptr_array_unref);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-sync_cancelled_cb (GCancellable *cancellable, gpointer user_data)
-{
-  GTask *task = user_data;
-
-  sync_drop_sources (g_task_get_task_data (task));
-  g_task_return_error_if_cancelled (task);
   return G_SOURCE_REMOVE;
 }
 
@@ -410,13 +401,7 @@ test_sync_async (MamdPlugin         *plugin,
                              (GDestroyNotify) g_ptr_array_unref);
       return;
     }
-  sync->timeout = g_timeout_source_new (delay_ms);
-  g_task_attach_source (task, sync->timeout, sync_timeout_cb);
-  if (cancellable != NULL)
-    {
-      sync->cancel = g_cancellable_source_new (cancellable);
-      g_task_attach_source (task, sync->cancel, G_SOURCE_FUNC (sync_cancelled_cb));
-    }
+  delay_start (task, delay_ms, sync_timeout_cb);
 }
 
 static GPtrArray *
