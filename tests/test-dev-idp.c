@@ -534,6 +534,12 @@ test_mint_usage_errors (Fixture *f, gconstpointer data)
     { { "serve", "--rotate-every", "-5" }, "--rotate-every takes 1 to 2592000 seconds" },
     { { "serve", "--rotate-every", "2592001" }, "--rotate-every takes 1 to 2592000 seconds" },
     { { "serve", "--rotate-every", "soon" }, "soon" },
+    /* first: without the check they abort on the library's critical
+     * (G_DEBUG=fatal-criticals) instead of serving with no error injected */
+    { { "serve", "--token-error", "650057" }, "--token-error takes an AADSTS code" },
+    { { "serve", "--token-error", "AADSTS" }, "not AADSTS" },
+    { { "serve", "--token-error", "AADSTS65x" }, "not AADSTS65x" },
+    { { "serve", "--token-error", "AADSTS6500570000" }, "--token-error takes" },
     { { "frobnicate" }, "usage: mamd-dev-idp serve" },
   };
   g_auto(GStrv) kids_before = fetch_kids (f);

@@ -537,6 +537,25 @@ on_rotate_timer (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* "AADSTS" and its number, as Entra writes it. A mistyped code (650057
+ * without the prefix) must be refused here: the library would only log a
+ * critical and go on issuing tokens, not the error the developer asked for. */
+static gboolean
+valid_aadsts_code (const char *code)
+{
+  const char *digits;
+
+  if (!g_str_has_prefix (code, "AADSTS"))
+    return FALSE;
+  digits = code + strlen ("AADSTS");
+  if (*digits == '\0' || strlen (digits) > 9)
+    return FALSE;
+  for (const char *p = digits; *p != '\0'; p++)
+    if (!g_ascii_isdigit (*p))
+      return FALSE;
+  return TRUE;
+}
+
 static gboolean
 on_quit_signal (gpointer user_data)
 {
@@ -594,6 +613,12 @@ cmd_serve (int argc, char **argv)
   if (rotate_every != -1 && (rotate_every < 1 || rotate_every > ROTATE_EVERY_MAX))
     {
       g_printerr ("mamd-dev-idp: --rotate-every takes 1 to %d seconds\n", ROTATE_EVERY_MAX);
+      return 2;
+    }
+  if (token_error != NULL && !valid_aadsts_code (token_error))
+    {
+      g_printerr ("mamd-dev-idp: --token-error takes an AADSTS code such as AADSTS650057, "
+                  "not %s\n", token_error);
       return 2;
     }
 
