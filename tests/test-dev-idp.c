@@ -762,6 +762,57 @@ test_dev_endpoint_guards (Fixture *f, gconstpointer data)
                     ==, SOUP_STATUS_OK);
 }
 
+/* mint and rotate only ever talk to a loopback server: a proxy from the
+ * environment (as on many a developer's machine) must not get the request,
+ * nor the token in the answer. The "proxy" here is a loopback port that
+ * refuses every connection, so a client that uses it fails. */
+static void
+test_client_ignores_proxy (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GSocket) closed = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any_port = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *proxy = NULL;
+  const char *const variables[] = { "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY" };
+  const char *const mint_args[] = { "mint", "--authority", f->authority, "--tenant", TENANT,
+                                    "--client", CLIENT, "--scope", SCOPE, "--oid", OID, NULL };
+  const char *const rotate_args[] = { "rotate", "--authority", f->authority, NULL };
+  g_auto(MamdTestRun) minted = { 0 };
+  g_auto(MamdTestRun) rotated = { 0 };
+  g_auto(GStrv) kids = fetch_kids (f);
+  g_autofree char *kid = NULL;
+
+  /* bound, never listening: connections to it are refused */
+  closed = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                         &error);
+  g_assert_no_error (error);
+  g_socket_bind (closed, any_port, FALSE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (closed, &error);
+  g_assert_no_error (error);
+  proxy = g_strdup_printf ("http://127.0.0.1:%u",
+                           g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  for (guint i = 0; i < G_N_ELEMENTS (variables); i++)
+    g_subprocess_launcher_setenv (launcher, variables[i], proxy, TRUE);
+  g_subprocess_launcher_unsetenv (launcher, "no_proxy");
+  g_subprocess_launcher_unsetenv (launcher, "NO_PROXY");
+
+  mamd_test_run (launcher, "tools/mamd-dev-idp", mint_args, &minted);
+  g_assert_cmpstr (minted.err, ==, "");
+  g_assert_cmpint (minted.status, ==, 0);
+  kid = token_kid (g_strchomp (minted.out));
+  g_assert_cmpstr (kid, ==, kids[0]);
+  mamd_test_run (launcher, "tools/mamd-dev-idp", rotate_args, &rotated);
+  g_assert_cmpstr (rotated.err, ==, "");
+  g_assert_cmpint (rotated.status, ==, 0);
+}
+
 /* The scheduled rotations logged so far, as (new, previous) kid pairs in
  * order. */
 static GPtrArray *
@@ -854,6 +905,8 @@ main (int argc, char **argv)
               test_dev_endpoint_guards, fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/endpoint-refusals", Fixture, NULL, fixture_setup,
               test_rotate_endpoint_refusals, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/client-ignores-proxy", Fixture, NULL, fixture_setup,
+              test_client_ignores_proxy, fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/on-schedule", Fixture, every_two_seconds, fixture_setup,
               test_rotate_on_schedule, fixture_teardown);
   return g_test_run ();
