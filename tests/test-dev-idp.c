@@ -620,6 +620,85 @@ test_mint_endpoint (Fixture *f, gconstpointer data)
                     ==, SOUP_STATUS_METHOD_NOT_ALLOWED);
 }
 
+/* ---- token endpoint ---- */
+
+#define CLIENT_SECRET "s3cr+t/~x"
+#define MAM_SCOPE_FORM "scope=https%3A%2F%2Fmsmamservice.api.application%2F.default"
+
+/* POST @form to the tenant's token endpoint, with "Authorization: Basic"
+ * of @user and @password (form-encoded first, RFC 6749 2.3.1) unless
+ * NULL. Returns the status, *answer the JSON object answered. */
+static guint
+token_request (Fixture *f, const char *user, const char *password, const char *form,
+               JsonObject **answer)
+{
+  g_autoptr(SoupSession) session = soup_session_new_with_options ("timeout", 10, NULL);
+  g_autofree char *url = g_strconcat (f->authority, "/" TENANT "/oauth2/v2.0/token", NULL);
+  g_autoptr(SoupMessage) msg = soup_message_new (SOUP_METHOD_POST, url);
+  g_autoptr(GBytes) request = g_bytes_new (form, strlen (form));
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = NULL;
+
+  soup_message_set_request_body_from_bytes (msg, "application/x-www-form-urlencoded", request);
+  if (user != NULL)
+    {
+      g_autofree char *escaped_user = g_uri_escape_string (user, NULL, FALSE);
+      g_autofree char *escaped_password = g_uri_escape_string (password, NULL, FALSE);
+      g_autofree char *pair = g_strconcat (escaped_user, ":", escaped_password, NULL);
+      g_autofree char *encoded = g_base64_encode ((const guchar *) pair, strlen (pair));
+      g_autofree char *value = g_strconcat ("Basic ", encoded, NULL);
+
+      soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization",
+                                    value);
+    }
+  bytes = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  node = mamd_json_parse_strict_object (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                                        64 * 1024, 16, &error);
+  g_assert_no_error (error);
+  *answer = json_object_ref (json_node_get_object (node));
+  return soup_message_get_status (msg);
+}
+
+static gint64
+answer_code (JsonObject *answer)
+{
+  JsonArray *codes = json_object_get_array_member (answer, "error_codes");
+
+  g_assert_nonnull (codes);
+  g_assert_cmpuint (json_array_get_length (codes), ==, 1);
+  return json_array_get_int_element (codes, 0);
+}
+
+/* The client authentication methods the discovery document advertises:
+ * the secret in the form (client_secret_post, what mamd sends) or in an
+ * Authorization: Basic header (client_secret_basic). */
+static void
+test_token_client_auth (Fixture *f, gconstpointer data)
+{
+  g_autoptr(JsonObject) answer = NULL;
+
+  g_assert_cmpuint (token_request (f, NULL, NULL,
+                                   "grant_type=client_credentials&client_id=" CLIENT
+                                   "&client_secret=s3cr%2Bt%2F~x&" MAM_SCOPE_FORM, &answer),
+                    ==, SOUP_STATUS_OK);
+  g_assert_true (json_object_has_member (answer, "access_token"));
+  g_clear_pointer (&answer, json_object_unref);
+
+  g_assert_cmpuint (token_request (f, CLIENT, CLIENT_SECRET,
+                                   "grant_type=client_credentials&" MAM_SCOPE_FORM, &answer),
+                    ==, SOUP_STATUS_OK);
+  g_assert_true (json_object_has_member (answer, "access_token"));
+  g_clear_pointer (&answer, json_object_unref);
+
+  g_assert_cmpuint (token_request (f, CLIENT, "wrong",
+                                   "grant_type=client_credentials&" MAM_SCOPE_FORM, &answer),
+                    >=, 400);
+  g_assert_cmpstr (json_object_get_string_member (answer, "error"), ==, "invalid_client");
+  g_assert_cmpint (answer_code (answer), ==, 7000215);
+}
+
 /* ---- rotate ---- */
 
 static char *
@@ -887,6 +966,8 @@ int
 main (int argc, char **argv)
 {
   static const char *const every_two_seconds[] = { "--rotate-every", "2", NULL };
+  static const char *const with_client[] = { "--tenant", TENANT, "--client", CLIENT,
+                                              "--secret", CLIENT_SECRET, NULL };
 
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/mamd/dev-idp/mint/default", Fixture, NULL, fixture_setup, test_mint_default,
@@ -899,6 +980,8 @@ main (int argc, char **argv)
               test_mint_usage_errors, fixture_teardown);
   g_test_add ("/mamd/dev-idp/mint/endpoint", Fixture, NULL, fixture_setup, test_mint_endpoint,
               fixture_teardown);
+  g_test_add ("/mamd/dev-idp/token/client-auth", Fixture, with_client, fixture_setup,
+              test_token_client_auth, fixture_teardown);
   g_test_add ("/mamd/dev-idp/rotate/on-demand", Fixture, NULL, fixture_setup,
               test_rotate_on_demand, fixture_teardown);
   g_test_add ("/mamd/dev-idp/dev-endpoint-guards", Fixture, NULL, fixture_setup,

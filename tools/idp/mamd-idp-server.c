@@ -272,6 +272,39 @@ respond_injected_error (MamdIdpServer *self, SoupServerMessage *msg, const char 
                   "Injected failure of the developer identity provider.");
 }
 
+static char *
+form_component_decode (const char *text, gsize len)
+{
+  g_autofree char *copy = g_strndup (text, len);
+
+  g_strdelimit (copy, "+", ' ');
+  return g_uri_unescape_string (copy, NULL);
+}
+
+/* client_secret_basic, which the discovery document advertises as Entra's
+ * does (RFC 6749 2.3.1): "Basic " base64 (form-encoded client id ":"
+ * form-encoded secret). FALSE when the request carries no such header. */
+static gboolean
+basic_credentials (SoupMessageHeaders *headers, char **client_id, char **client_secret)
+{
+  const char *value = soup_message_headers_get_one (headers, "Authorization");
+  g_autofree guchar *decoded = NULL;
+  g_autofree char *text = NULL;
+  const char *colon;
+  gsize len = 0;
+
+  if (value == NULL || g_ascii_strncasecmp (value, "Basic ", strlen ("Basic ")) != 0)
+    return FALSE;
+  decoded = g_base64_decode (value + strlen ("Basic "), &len);
+  text = g_strndup ((const char *) decoded, len);
+  colon = strchr (text, ':');
+  if (colon == NULL)
+    return FALSE;
+  *client_id = form_component_decode (text, (gsize) (colon - text));
+  *client_secret = form_component_decode (colon + 1, strlen (colon + 1));
+  return *client_id != NULL && *client_secret != NULL;
+}
+
 static void
 serve_token (MamdIdpServer *self, SoupServerMessage *msg, const char *tenant_id)
 {
@@ -283,6 +316,8 @@ serve_token (MamdIdpServer *self, SoupServerMessage *msg, const char *tenant_id)
   g_autofree char *client_key = NULL;
   g_autofree char *token = NULL;
   g_autoptr(JsonObject) doc = NULL;
+  g_autofree char *basic_id = NULL;
+  g_autofree char *basic_secret = NULL;
   const char *grant_type, *client_id, *client_secret, *scope, *registered;
 
   if (g_strcmp0 (content_type, "application/x-www-form-urlencoded") != 0)
@@ -296,6 +331,11 @@ serve_token (MamdIdpServer *self, SoupServerMessage *msg, const char *tenant_id)
   client_id = g_hash_table_lookup (form, "client_id");
   client_secret = g_hash_table_lookup (form, "client_secret");
   scope = g_hash_table_lookup (form, "scope");
+  if (basic_credentials (headers, &basic_id, &basic_secret))
+    {
+      client_id = basic_id;
+      client_secret = basic_secret;
+    }
   if (g_strcmp0 (grant_type, "client_credentials") != 0)
     {
       respond_aadsts (self, msg, SOUP_STATUS_BAD_REQUEST, "unsupported_grant_type", 70003,

@@ -4,7 +4,8 @@
  *   GET  /<tid>/v2.0/.well-known/openid-configuration  (issuer, jwks_uri,
  *        token_endpoint, id_token_signing_alg_values_supported ...)
  *   GET  /<tid>/discovery/v2.0/keys                    JWKS
- *   POST /<tid>/oauth2/v2.0/token                      client credentials
+ *   POST /<tid>/oauth2/v2.0/token                      client credentials (secret
+ *        in the form or in an Authorization: Basic header)
  * Keys rotate on demand (mamd_idp_server_rotate_key): the new key is
  * published and signs new tokens, the previous one stays published until the
  * next rotation. Failure injection for tests: down (503 everywhere),
