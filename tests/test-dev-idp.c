@@ -692,11 +692,28 @@ test_token_client_auth (Fixture *f, gconstpointer data)
   g_assert_true (json_object_has_member (answer, "access_token"));
   g_clear_pointer (&answer, json_object_unref);
 
+  /* a failed client authentication is 401, as from Entra (and RFC 6749
+   * 5.2 requires for a Basic header) */
   g_assert_cmpuint (token_request (f, CLIENT, "wrong",
                                    "grant_type=client_credentials&" MAM_SCOPE_FORM, &answer),
-                    >=, 400);
+                    ==, SOUP_STATUS_UNAUTHORIZED);
   g_assert_cmpstr (json_object_get_string_member (answer, "error"), ==, "invalid_client");
   g_assert_cmpint (answer_code (answer), ==, 7000215);
+  g_clear_pointer (&answer, json_object_unref);
+
+  g_assert_cmpuint (token_request (f, NULL, NULL,
+                                   "grant_type=client_credentials&client_id=" CLIENT
+                                   "&client_secret=wrong&" MAM_SCOPE_FORM, &answer),
+                    ==, SOUP_STATUS_UNAUTHORIZED);
+  g_assert_cmpint (answer_code (answer), ==, 7000215);
+  g_clear_pointer (&answer, json_object_unref);
+
+  g_assert_cmpuint (token_request (f, NULL, NULL,
+                                   "grant_type=client_credentials&client_id=" CLIENT
+                                   "&" MAM_SCOPE_FORM, &answer),
+                    ==, SOUP_STATUS_UNAUTHORIZED);
+  g_assert_cmpstr (json_object_get_string_member (answer, "error"), ==, "invalid_client");
+  g_assert_cmpint (answer_code (answer), ==, 7000218);
 }
 
 /* ---- rotate ---- */

@@ -163,7 +163,9 @@ serve_keys (MamdIdpServer *self, SoupServerMessage *msg, const char *tenant_id)
 }
 
 /* An error answer shaped like Entra's: the description's first line holds
- * the code and the message, then trace lines. */
+ * the code and the message, then trace lines. Entra answers a failed client
+ * authentication (invalid_client: AADSTS7000215, 7000218, 7000222) with 401,
+ * most other errors with 400. */
 static void
 respond_aadsts (MamdIdpServer *self, SoupServerMessage *msg, guint status, const char *error,
                 gint64 code, const char *message)
@@ -257,7 +259,7 @@ respond_injected_error (MamdIdpServer *self, SoupServerMessage *msg, const char 
       message = g_strdup_printf ("Invalid client secret provided. Ensure the secret being sent "
                                  "in the request is the client secret value, not the client "
                                  "secret ID, for a secret added to app '%s'.", client_id);
-      respond_aadsts (self, msg, SOUP_STATUS_BAD_REQUEST, "invalid_client", code, message);
+      respond_aadsts (self, msg, SOUP_STATUS_UNAUTHORIZED, "invalid_client", code, message);
       return;
     }
   if (code == 7000222)
@@ -357,7 +359,7 @@ serve_token (MamdIdpServer *self, SoupServerMessage *msg, const char *tenant_id)
     }
   if (client_secret == NULL)
     {
-      respond_aadsts (self, msg, SOUP_STATUS_BAD_REQUEST, "invalid_client", 7000218,
+      respond_aadsts (self, msg, SOUP_STATUS_UNAUTHORIZED, "invalid_client", 7000218,
                       "The request body must contain the following parameter: "
                       "'client_assertion' or 'client_secret'.");
       return;
