@@ -246,13 +246,13 @@ token_kid (const char *token)
 }
 
 /* What the office365 plugin makes of @token with the keys now published:
- * the identity, or NULL and @error. */
+ * the identity, or NULL and @error (from parsing, the key lookup or the
+ * verification). */
 static MamdIdentity *
 verify (Fixture *f, const char *token, GError **error)
 {
   g_autoptr(MamdJwks) jwks = fetch_jwks (f);
   g_autoptr(MamdJwt) jwt = NULL;
-  g_autoptr(GError) parse_error = NULL;
   g_autofree char *issuer = g_strdup_printf ("%s/%s/v2.0", f->authority, TENANT);
   const MamdJwk *key;
   MamdJwtPolicy policy = {
@@ -264,8 +264,9 @@ verify (Fixture *f, const char *token, GError **error)
     .skew = 300,
   };
 
-  jwt = mamd_jwt_parse (token, &parse_error);
-  g_assert_no_error (parse_error);
+  jwt = mamd_jwt_parse (token, error);
+  if (jwt == NULL)
+    return NULL;
   key = mamd_jwks_lookup (jwks, mamd_jwt_get_kid (jwt));
   if (key == NULL)
     {
@@ -449,6 +450,43 @@ test_mint_refused_tokens (Fixture *f, gconstpointer data)
     }
 }
 
+/* --header sets header members; the token is still signed with the current
+ * key, and the plugin refuses it for what its header says. */
+static void
+test_mint_header (Fixture *f, gconstpointer data)
+{
+  const struct {
+    const char *member;
+    int code;
+  } cases[] = {
+    { "kid=\"mamd-dev-no-such-key\"", MAMD_ERROR_KEY_UNAVAILABLE },
+    { "alg=\"HS256\"", MAMD_ERROR_INVALID_TOKEN },
+    { "alg=\"none\"", MAMD_ERROR_INVALID_TOKEN },
+    { "jku=\"https://evil.example/keys\"", MAMD_ERROR_INVALID_TOKEN },
+    { "crit=[\"x-unknown\"]", MAMD_ERROR_INVALID_TOKEN },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *token = mint (f, "--header", cases[i].member, NULL);
+      g_autofree char *name = g_strndup (cases[i].member, strcspn (cases[i].member, "="));
+      g_autoptr(JsonObject) header = NULL;
+      g_autoptr(JsonObject) claims = NULL;
+      g_autoptr(MamdIdentity) identity = NULL;
+      g_autoptr(GError) error = NULL;
+
+      decode_token (token, &header, &claims);
+      assert_json_equal (json_object_get_member (header, name), strchr (cases[i].member, '=') + 1);
+      g_assert_cmpstr (json_object_get_string_member (header, "typ"), ==, "JWT");
+      g_assert_cmpstr (json_object_get_string_member (claims, "oid"), ==, OID);
+      identity = verify (f, token, &error);
+      g_test_message ("--header %s -> %s", cases[i].member,
+                      error != NULL ? error->message : "accepted");
+      g_assert_null (identity);
+      g_assert_error (error, MAMD_ERROR, cases[i].code);
+    }
+}
+
 static char *
 nested_arrays (guint depth)
 {
@@ -527,6 +565,16 @@ test_mint_usage_errors (Fixture *f, gconstpointer data)
       "cannot remove claim \"oidd\": the token has no such claim" },
     { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
         "--oid", OID, "--claim" }, "Missing argument for --claim" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--header", "kid" }, "--header kid: expected NAME=JSON" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--header", "kid=abc" },
+      "the value of header member \"kid\" is not one JSON value" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--header", "=1" }, "the header member name is empty" },
+    { { "mint", "--authority", a, "--tenant", TENANT, "--client", CLIENT, "--scope", SCOPE,
+        "--oid", OID, "--header", "alg=\"none\"", "--header", "alg=\"HS256\"" },
+      "header member \"alg\" is set twice" },
     { { "rotate" }, "rotate needs --authority" },
     { { "rotate", "--authority", "https://127.0.0.1:1" }, "not a loopback http:// authority" },
     { { "rotate", "--authority", a, "now" }, "rotate: unexpected argument now" },
@@ -993,6 +1041,8 @@ main (int argc, char **argv)
               test_mint_chosen_claims, fixture_teardown);
   g_test_add ("/mamd/dev-idp/mint/refused-tokens", Fixture, NULL, fixture_setup,
               test_mint_refused_tokens, fixture_teardown);
+  g_test_add ("/mamd/dev-idp/mint/header", Fixture, NULL, fixture_setup, test_mint_header,
+              fixture_teardown);
   g_test_add ("/mamd/dev-idp/mint/usage-errors", Fixture, NULL, fixture_setup,
               test_mint_usage_errors, fixture_teardown);
   g_test_add ("/mamd/dev-idp/mint/endpoint", Fixture, NULL, fixture_setup, test_mint_endpoint,

@@ -10,6 +10,7 @@
  *   mamd-dev-idp mint --authority URL --tenant T [--client C] [--scope S]
  *                     [--oid O] [--user U] [--lifetime S]
  *                     [--claim NAME=JSON]... [--without NAME]...
+ *                     [--header NAME=JSON]...
  *   mamd-dev-idp rotate --authority URL
  *
  * mint starts from a valid v2 access token (ver, iss, aud, tid, oid, scp,
@@ -17,7 +18,9 @@
  * claim, then sets every --claim to its JSON value, so tokens the plugin
  * must refuse (v1, app-only, no oid, another aud or iss, expired ...) can
  * be minted too. --client, --scope and --oid may be left out when their
- * claim (aud, scp, oid) is named by a --claim or --without.
+ * claim (aud, scp, oid) is named by a --claim or --without. --header sets a
+ * member of the header (alg, kid, jku, crit ...); the signature stays RS256
+ * with the current key, so the validator's refusals of those can be seen.
  *
  * Keys rotate like Entra's: the new key signs from then on and is published
  * first in the JWKS, the previous one stays published (for tokens already
@@ -66,10 +69,12 @@ usage (void)
               "       mamd-dev-idp mint --authority URL --tenant T [--client C] [--scope S]\n"
               "                         [--oid O] [--user U] [--lifetime SECONDS]\n"
               "                         [--claim NAME=JSON]... [--without NAME]...\n"
+              "                         [--header NAME=JSON]...\n"
               "       mamd-dev-idp rotate --authority URL\n"
               "mint: --claim sets claim NAME to a JSON value (quote strings: ver='\"1.0\"'),\n"
               "--without removes a claim; --client, --scope and --oid may be left out when\n"
-              "aud, scp or oid is named by a --claim or --without.\n");
+              "aud, scp or oid is named by a --claim or --without. --header sets a header\n"
+              "member (alg, kid ...); the signature stays RS256 with the current key.\n");
   return 2;
 }
 
@@ -78,6 +83,7 @@ usage (void)
 typedef struct {
   JsonObject *set;    /* claim name -> JSON value */
   GPtrArray *without; /* claim names, NULL-terminated */
+  JsonObject *header; /* header member name -> JSON value */
 } ClaimChanges;
 
 static void
@@ -85,6 +91,7 @@ claim_changes_init (ClaimChanges *changes)
 {
   changes->set = json_object_new ();
   changes->without = g_ptr_array_new_null_terminated (0, g_free, TRUE);
+  changes->header = json_object_new ();
 }
 
 static void
@@ -92,6 +99,7 @@ claim_changes_clear (ClaimChanges *changes)
 {
   g_clear_pointer (&changes->set, json_object_unref);
   g_clear_pointer (&changes->without, g_ptr_array_unref);
+  g_clear_pointer (&changes->header, json_object_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ClaimChanges, claim_changes_clear)
 
@@ -113,32 +121,43 @@ claim_changes_names (ClaimChanges *changes, const char *name)
 /* Any JSON member name would do, but one that cannot be typed or printed
  * back in an error message is a mistake. */
 static gboolean
-check_claim_name (ClaimChanges *changes, const char *name, gboolean removing, GError **error)
+check_claim_name (ClaimChanges *changes, const char *name, gboolean removing, gboolean header,
+                  GError **error)
 {
+  const char *what = header ? "header member" : "claim";
   const char *bad = NULL;
 
   if (name[0] == '\0')
     {
-      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "the claim name is empty");
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "the %s name is empty", what);
       return FALSE;
     }
   if (strlen (name) > CLAIM_NAME_MAX || !g_utf8_validate (name, -1, &bad))
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                   "the claim name must be UTF-8 of at most %d bytes", CLAIM_NAME_MAX);
+                   "the %s name must be UTF-8 of at most %d bytes", what, CLAIM_NAME_MAX);
       return FALSE;
     }
   for (const char *p = name; *p != '\0'; p = g_utf8_next_char (p))
     if (g_unichar_iscntrl (g_utf8_get_char (p)))
       {
-        g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                             "the claim name holds a control character");
+        g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                     "the %s name holds a control character", what);
         return FALSE;
       }
-  if (json_object_get_size (changes->set) + changes->without->len >= CLAIM_CHANGES_MAX)
+  if (json_object_get_size (changes->set) + changes->without->len
+      + json_object_get_size (changes->header) >= CLAIM_CHANGES_MAX)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                   "more than %d claims set or removed", CLAIM_CHANGES_MAX);
+                   "more than %d claims or header members set or removed", CLAIM_CHANGES_MAX);
+      return FALSE;
+    }
+  if (header)
+    {
+      if (!json_object_has_member (changes->header, name))
+        return TRUE;
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                   "header member \"%s\" is set twice", name);
       return FALSE;
     }
   if (claim_changes_names (changes, name))
@@ -155,10 +174,13 @@ check_claim_name (ClaimChanges *changes, const char *name, gboolean removing, GE
 }
 
 /* @assignment is NAME=JSON, split at the first '='; the value must be
- * exactly one strict JSON value (nothing after it but whitespace). */
+ * exactly one strict JSON value (nothing after it but whitespace). A claim,
+ * or with @header a member of the header. */
 static gboolean
-claim_changes_add_claim (ClaimChanges *changes, const char *assignment, GError **error)
+claim_changes_add_claim (ClaimChanges *changes, const char *assignment, gboolean header,
+                         GError **error)
 {
+  const char *what = header ? "header member" : "claim";
   const char *eq = strchr (assignment, '=');
   g_autofree char *name = NULL;
   g_autoptr(JsonNode) value = NULL;
@@ -171,7 +193,7 @@ claim_changes_add_claim (ClaimChanges *changes, const char *assignment, GError *
       return FALSE;
     }
   name = g_strndup (assignment, (gsize) (eq - assignment));
-  if (!check_claim_name (changes, name, FALSE, error))
+  if (!check_claim_name (changes, name, FALSE, header, error))
     return FALSE;
   value = mamd_json_parse_strict (eq + 1, strlen (eq + 1), CLAIM_VALUE_MAX, CLAIM_DEPTH_MAX,
                                   &local_error);
@@ -180,22 +202,24 @@ claim_changes_add_claim (ClaimChanges *changes, const char *assignment, GError *
       /* the usual slip: the shell ate the quotes of a string */
       if (g_ascii_isalpha (eq[1]))
         g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                     "the value of claim \"%s\" is not one JSON value (%s); a string needs "
-                     "JSON quotes, e.g. '%s=\"%s\"'", name, local_error->message, name, eq + 1);
+                     "the value of %s \"%s\" is not one JSON value (%s); a string needs "
+                     "JSON quotes, e.g. '%s=\"%s\"'", what, name, local_error->message, name,
+                     eq + 1);
       else
         g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
-                     "the value of claim \"%s\" is not one JSON value (%s)", name,
+                     "the value of %s \"%s\" is not one JSON value (%s)", what, name,
                      local_error->message);
       return FALSE;
     }
-  json_object_set_member (changes->set, name, g_steal_pointer (&value));
+  json_object_set_member (header ? changes->header : changes->set, name,
+                          g_steal_pointer (&value));
   return TRUE;
 }
 
 static gboolean
 claim_changes_add_without (ClaimChanges *changes, const char *name, GError **error)
 {
-  if (!check_claim_name (changes, name, TRUE, error))
+  if (!check_claim_name (changes, name, TRUE, FALSE, error))
     return FALSE;
   g_ptr_array_add (changes->without, g_strdup (name));
   return TRUE;
@@ -396,9 +420,9 @@ mint_form_read (GPtrArray *fields, MintForm *form, ClaimChanges *changes, GError
       const char *value = g_ptr_array_index (fields, i + 1);
       const char **slot = NULL;
 
-      if (strcmp (name, "claim") == 0)
+      if (strcmp (name, "claim") == 0 || strcmp (name, "header") == 0)
         {
-          if (!claim_changes_add_claim (changes, value, error))
+          if (!claim_changes_add_claim (changes, value, strcmp (name, "header") == 0, error))
             return FALSE;
           continue;
         }
@@ -432,8 +456,8 @@ mint_form_read (GPtrArray *fields, MintForm *form, ClaimChanges *changes, GError
 }
 
 /* POST /mamd-dev/mint, form tenant [client] [scope] [oid] [user] [lifetime]
- * [claim=NAME=JSON]... [without=NAME]...: a token signed with the server's
- * current key. */
+ * [claim=NAME=JSON]... [without=NAME]... [header=NAME=JSON]...: a token
+ * signed with the server's current key. */
 static void
 mint_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
               gpointer user_data)
@@ -472,7 +496,7 @@ mint_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHas
       return;
     }
   token = mamd_idp_server_mint_custom (idp, form.tenant, form.client, form.scope, form.oid,
-                                       form.user, (gint64) lifetime, changes.set,
+                                       form.user, (gint64) lifetime, changes.header, changes.set,
                                        changes.without->len > 0
                                          ? (const char *const *) changes.without->pdata
                                          : NULL,
@@ -781,6 +805,7 @@ cmd_mint (int argc, char **argv)
   g_autofree char *oid = NULL, *user = NULL;
   g_auto(GStrv) claims = NULL;
   g_auto(GStrv) without = NULL;
+  g_auto(GStrv) headers = NULL;
   int lifetime = 3600;
   const GOptionEntry entries[] = {
     { "authority", 0, 0, G_OPTION_ARG_STRING, &authority,
@@ -795,6 +820,9 @@ cmd_mint (int argc, char **argv)
       "Set claim NAME to a JSON value, e.g. 'ver=\"1.0\"' (repeatable)", "NAME=JSON" },
     { "without", 0, 0, G_OPTION_ARG_STRING_ARRAY, &without,
       "Leave claim NAME out (repeatable)", "NAME" },
+    { "header", 0, 0, G_OPTION_ARG_STRING_ARRAY, &headers,
+      "Set header member NAME to a JSON value, e.g. 'kid=\"unknown\"' (repeatable)",
+      "NAME=JSON" },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context = g_option_context_new ("- mint an access token");
@@ -815,7 +843,7 @@ cmd_mint (int argc, char **argv)
     return 2;
   claim_changes_init (&changes);
   for (guint i = 0; claims != NULL && claims[i] != NULL; i++)
-    if (!claim_changes_add_claim (&changes, claims[i], &error))
+    if (!claim_changes_add_claim (&changes, claims[i], FALSE, &error))
       {
         g_printerr ("mamd-dev-idp: --claim %s: %s\n", claims[i], error->message);
         return 2;
@@ -824,6 +852,12 @@ cmd_mint (int argc, char **argv)
     if (!claim_changes_add_without (&changes, without[i], &error))
       {
         g_printerr ("mamd-dev-idp: --without %s: %s\n", without[i], error->message);
+        return 2;
+      }
+  for (guint i = 0; headers != NULL && headers[i] != NULL; i++)
+    if (!claim_changes_add_claim (&changes, headers[i], TRUE, &error))
+      {
+        g_printerr ("mamd-dev-idp: --header %s: %s\n", headers[i], error->message);
         return 2;
       }
   if (!check_mint_identity (tenant, client, scope, oid, &changes, TRUE, &error))
@@ -854,6 +888,8 @@ cmd_mint (int argc, char **argv)
     form_add (form, "claim", claims[i]);
   for (guint i = 0; without != NULL && without[i] != NULL; i++)
     form_add (form, "without", without[i]);
+  for (guint i = 0; headers != NULL && headers[i] != NULL; i++)
+    form_add (form, "header", headers[i]);
 
   status = post_form (authority, MINT_PATH, form->str, &token);
   if (status != 0)

@@ -361,15 +361,31 @@ mamd_idp_access_token_claims (const char *authority, const char *tenant_id,
 char *
 mamd_idp_mint_claims (EVP_PKEY *key, const char *kid, JsonObject *claims, GError **error)
 {
+  return mamd_idp_mint_claims_full (key, kid, NULL, claims, error);
+}
+
+char *
+mamd_idp_mint_claims_full (EVP_PKEY *key, const char *kid, JsonObject *header_set,
+                           JsonObject *claims, GError **error)
+{
   g_autoptr(JsonObject) header = json_object_new ();
   g_autofree char *header_json = NULL;
   g_autofree char *claims_json = NULL;
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *value;
 
   g_return_val_if_fail (kid != NULL && claims != NULL, NULL);
 
   json_object_set_string_member (header, "typ", "JWT");
   json_object_set_string_member (header, "alg", "RS256");
   json_object_set_string_member (header, "kid", kid);
+  if (header_set != NULL)
+    {
+      json_object_iter_init (&iter, header_set);
+      while (json_object_iter_next (&iter, &name, &value))
+        json_object_set_member (header, name, json_node_copy (value));
+    }
   header_json = object_to_json (header);
   claims_json = object_to_json (claims);
   return mamd_idp_sign_compact (header_json, claims_json, "RS256", key, NULL, 0, error);

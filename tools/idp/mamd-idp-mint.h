@@ -52,5 +52,11 @@ JsonObject *mamd_idp_access_token_claims (const char *authority, const char *ten
  * {"typ":"JWT","alg":"RS256","kid":@kid}. */
 char *mamd_idp_mint_claims (EVP_PKEY *key, const char *kid, JsonObject *claims,
                             GError **error);
+/* The same with every member of @header_set (may be NULL) set in the
+ * header, replacing typ, alg or kid: the signature is RS256 with @key
+ * whatever "alg" then says, so tokens with another alg, an unknown kid,
+ * embedded keys or crit can be minted for the validator to refuse. */
+char *mamd_idp_mint_claims_full (EVP_PKEY *key, const char *kid, JsonObject *header_set,
+                                 JsonObject *claims, GError **error);
 
 G_END_DECLS

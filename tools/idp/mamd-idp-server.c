@@ -626,8 +626,8 @@ mamd_idp_server_mint (MamdIdpServer *self, const char *tenant_id, const char *cl
 char *
 mamd_idp_server_mint_custom (MamdIdpServer *self, const char *tenant_id, const char *client_id,
                              const char *scope, const char *oid, const char *user,
-                             gint64 lifetime, JsonObject *set, const char *const *without,
-                             GError **error)
+                             gint64 lifetime, JsonObject *header_set, JsonObject *set,
+                             const char *const *without, GError **error)
 {
   static const char *const removable[] = {
     "aud", "iss", "iat", "nbf", "exp", "oid", "preferred_username", "scp", "tid", "ver", NULL
@@ -664,7 +664,8 @@ mamd_idp_server_mint_custom (MamdIdpServer *self, const char *tenant_id, const c
       while (json_object_iter_next (&iter, &name, &value))
         json_object_set_member (claims, name, json_node_copy (value));
     }
-  return mamd_idp_mint_claims (self->current_key, self->current_kid, claims, error);
+  return mamd_idp_mint_claims_full (self->current_key, self->current_kid, header_set, claims,
+                                    error);
 }
 
 void

@@ -53,12 +53,15 @@ char *mamd_idp_server_mint (MamdIdpServer *self, const char *tenant_id, const ch
  * @client_id, @scope, @oid and @user may be NULL (aud, scp, oid or
  * preferred_username left out); the claims named in @without
  * (NULL-terminated, may be NULL) are removed; then every member of @set
- * (may be NULL) is set, replacing the default. MAMD_ERROR_INVALID_ARGS
- * when @without names a claim that such a token never has (a typo). */
+ * (may be NULL) is set, replacing the default; every member of
+ * @header_set (may be NULL) is set in the header (see
+ * mamd_idp_mint_claims_full ()). MAMD_ERROR_INVALID_ARGS when @without
+ * names a claim that such a token never has (a typo). */
 char *mamd_idp_server_mint_custom (MamdIdpServer *self, const char *tenant_id,
                                    const char *client_id, const char *scope, const char *oid,
-                                   const char *user, gint64 lifetime, JsonObject *set,
-                                   const char *const *without, GError **error);
+                                   const char *user, gint64 lifetime, JsonObject *header_set,
+                                   JsonObject *set, const char *const *without,
+                                   GError **error);
 
 void mamd_idp_server_set_down (MamdIdpServer *self, gboolean down);
 /* From now on, requests for paths ending in @path_suffix (NULL: every
