@@ -479,6 +479,10 @@ log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpoin
 int
 main (int argc, char **argv)
 {
+  /* a proxy in the environment (port 9 refuses on loopback) must not be
+   * used for the loopback providers every test here talks to */
+  g_setenv ("http_proxy", "http://127.0.0.1:9", TRUE);
+  g_setenv ("https_proxy", "http://127.0.0.1:9", TRUE);
   g_test_init (&argc, &argv, NULL);
   g_log_set_writer_func (log_writer, NULL, NULL);
 

@@ -8,11 +8,6 @@
 # Exits 0 when every step gave the expected result, non-zero otherwise.
 # Everything lives in a temporary directory that is removed on exit.
 set -euo pipefail
-# Everything the demo talks to is on loopback (mamd-dev-idp, the private
-# bus): a proxy from the environment, such as the one apt-get may need for
-# .ci/run demo, would only get mamd's key fetches and permission checks and
-# fail them.
-unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${1:-$SRC/build}

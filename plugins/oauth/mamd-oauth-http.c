@@ -161,6 +161,107 @@ is_loopback_host (const char *host)
   return address != NULL && g_inet_address_get_is_loopback (address);
 }
 
+/* The system's proxy settings (http_proxy and the like, through
+ * glib-networking) for every host but a loopback one, which no proxy can
+ * reach for us: a developer identity provider is always asked directly. */
+#define MAMD_TYPE_LOOPBACK_DIRECT (mamd_loopback_direct_get_type ())
+G_DECLARE_FINAL_TYPE (MamdLoopbackDirect, mamd_loopback_direct, MAMD, LOOPBACK_DIRECT, GObject)
+
+struct _MamdLoopbackDirect {
+  GObject parent_instance;
+};
+
+static void mamd_loopback_direct_iface_init (GProxyResolverInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (MamdLoopbackDirect, mamd_loopback_direct, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_PROXY_RESOLVER,
+                                                      mamd_loopback_direct_iface_init))
+
+static gboolean
+uri_is_loopback (const char *uri)
+{
+  g_autoptr(GUri) parsed = g_uri_parse (uri, G_URI_FLAGS_NONE, NULL);
+
+  return parsed != NULL && g_uri_get_host (parsed) != NULL &&
+         is_loopback_host (g_uri_get_host (parsed));
+}
+
+static char **
+direct_only (void)
+{
+  char **proxies = g_new0 (char *, 2);
+
+  proxies[0] = g_strdup ("direct://");
+  return proxies;
+}
+
+static gboolean
+loopback_direct_is_supported (GProxyResolver *resolver)
+{
+  return TRUE;
+}
+
+static char **
+loopback_direct_lookup (GProxyResolver *resolver, const char *uri, GCancellable *cancellable,
+                        GError **error)
+{
+  if (uri_is_loopback (uri))
+    return direct_only ();
+  return g_proxy_resolver_lookup (g_proxy_resolver_get_default (), uri, cancellable, error);
+}
+
+static void
+default_lookup_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  char **proxies = g_proxy_resolver_lookup_finish (G_PROXY_RESOLVER (source), result, &error);
+
+  if (proxies == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, proxies, (GDestroyNotify) g_strfreev);
+}
+
+static void
+loopback_direct_lookup_async (GProxyResolver *resolver, const char *uri,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (resolver, cancellable, callback, user_data);
+
+  if (uri_is_loopback (uri))
+    g_task_return_pointer (task, direct_only (), (GDestroyNotify) g_strfreev);
+  else
+    g_proxy_resolver_lookup_async (g_proxy_resolver_get_default (), uri, cancellable,
+                                   default_lookup_cb, g_steal_pointer (&task));
+}
+
+static char **
+loopback_direct_lookup_finish (GProxyResolver *resolver, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+mamd_loopback_direct_iface_init (GProxyResolverInterface *iface)
+{
+  iface->is_supported = loopback_direct_is_supported;
+  iface->lookup = loopback_direct_lookup;
+  iface->lookup_async = loopback_direct_lookup_async;
+  iface->lookup_finish = loopback_direct_lookup_finish;
+}
+
+static void
+mamd_loopback_direct_class_init (MamdLoopbackDirectClass *klass)
+{
+}
+
+static void
+mamd_loopback_direct_init (MamdLoopbackDirect *self)
+{
+}
+
 static gboolean
 check_uri (GUri *uri, const char *url, GError **error)
 {
@@ -644,6 +745,7 @@ mamd_oauth_http_new (const char *ca_file, guint timeout, GError **error)
 {
   g_autoptr(MamdOauthHttp) self = NULL;
   g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GProxyResolver) resolver = NULL;
 
   if (timeout == 0)
     {
@@ -666,9 +768,11 @@ mamd_oauth_http_new (const char *ca_file, guint timeout, GError **error)
     }
   self = g_object_new (MAMD_TYPE_OAUTH_HTTP, NULL);
   self->timeout = timeout;
+  resolver = g_object_new (MAMD_TYPE_LOOPBACK_DIRECT, NULL);
   self->session = soup_session_new_with_options ("timeout", timeout,
                                                  "idle-timeout", timeout,
                                                  "user-agent", "mamd/" MAMD_VERSION,
+                                                 "proxy-resolver", resolver,
                                                  NULL);
   if (database != NULL)
     soup_session_set_tls_database (self->session, database);
