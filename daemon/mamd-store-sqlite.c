@@ -290,11 +290,38 @@ read_table (MamdStoreSqlite *self, const char *sql, RowFunc row_func,
   return g_steal_pointer (&rows);
 }
 
+/* Another program may have written the file, even with a schema of its own:
+ * a row without a value the engine relies on (a key, what a session's
+ * events and signals carry) is refused by name, never handed on. */
+static gboolean
+check_not_null (MamdStoreSqlite *self, sqlite3_stmt *stmt, const char *what, const int *columns,
+                gsize n_columns, GError **error)
+{
+  for (gsize i = 0; i < n_columns; i++) {
+    const char *key = (const char *) sqlite3_column_text (stmt, 0);
+
+    if (sqlite3_column_type (stmt, columns[i]) != SQLITE_NULL)
+      continue;
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not read %s %s from %s: no %s (NULL): restore a backup", what,
+                 key != NULL ? key : "without an id", self->db_path,
+                 sqlite3_column_name (stmt, columns[i]));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gpointer
 session_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
 {
-  g_autoptr(MamdSessionRecord) rec = mamd_session_record_new ();
+  /* id, server_id, method, object_id, device_id, platform */
+  static const int required[] = { 0, 1, 2, 3, 6, 7 };
+  g_autoptr(MamdSessionRecord) rec = NULL;
   const char *state = (const char *) sqlite3_column_text (stmt, 12);
+
+  if (!check_not_null (self, stmt, "session", required, G_N_ELEMENTS (required), error))
+    return NULL;
+  rec = mamd_session_record_new ();
 
   rec->id = column_dup (stmt, 0);
   rec->server_id = column_intern (stmt, 1);
@@ -352,7 +379,12 @@ removed_server_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **err
 static gpointer
 wipe_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
 {
-  MamdWipeRecord *rec = mamd_wipe_record_new ();
+  static const int required[] = { 0 }; /* id */
+  MamdWipeRecord *rec;
+
+  if (!check_not_null (self, stmt, "wipe", required, G_N_ELEMENTS (required), error))
+    return NULL;
+  rec = mamd_wipe_record_new ();
 
   rec->id = column_dup (stmt, 0);
   rec->server_id = column_intern (stmt, 1);

@@ -1,10 +1,10 @@
 /*
- * The SQLite state store's file: event details that do not decode, the
- * upgrade from schema version 1, the lock against a second mamd, another
- * program's write lock waited out, corrupt files quarantined (and a newer
- * schema left alone), a failed commit that breaks the store, and kill -9 in
- * the middle of a burst of commits losing nothing that was acknowledged.
- * Normal use is test-store.c.
+ * The SQLite state store's file: event details that do not decode, rows
+ * without a value the engine needs, the upgrade from schema version 1, the
+ * lock against a second mamd, another program's write lock waited out,
+ * corrupt files quarantined (and a newer schema left alone), a failed commit
+ * that breaks the store, and kill -9 in the middle of a burst of commits
+ * losing nothing that was acknowledged. Normal use is test-store.c.
  */
 #include "config.h"
 
@@ -60,6 +60,76 @@ test_bad_detail (Fixture *fx, gconstpointer data)
   g_assert_null (events);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
   g_assert_nonnull (strstr (error->message, "not UTF-8"));
+}
+
+/* ---- rows another program wrote ---- */
+
+/* Runs @sql on @fx's file with the store closed. */
+static void
+exec_on_file (Fixture *fx, const char *sql)
+{
+  g_autofree char *path = db_path (fx);
+  sqlite3 *db = NULL;
+
+  g_clear_object (&fx->store);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+}
+
+/* Runs @sql on @fx's file and asserts that a load then fails, naming the
+ * file and @column. */
+static void
+assert_load_refuses (Fixture *fx, const char *sql, const char *column)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GError) error = NULL;
+
+  exec_on_file (fx, sql);
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_null (snap);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_nonnull (strstr (error->message, column));
+}
+
+/* The engine takes these columns for granted (a session without a method
+ * crashed it at the first event about the session): a NULL in one is
+ * refused by name. */
+static void
+test_null_column (Fixture *fx, gconstpointer data)
+{
+  static const char *const columns[] = { "server_id", "method", "object_id", "device_id",
+                                         "platform" };
+  g_autoptr(MamdSessionRecord) rec = make_session ("00000000000000000000000000000001", "chat",
+                                                   "ada", 1);
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+
+  mamd_store_txn_put_session (txn, rec);
+  reopen (fx);
+  g_assert_true (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (columns); i++) {
+    g_autofree char *set_null = g_strdup_printf ("UPDATE sessions SET %s = NULL", columns[i]);
+    g_autofree char *set_back = g_strdup_printf ("UPDATE sessions SET %s = 'x'", columns[i]);
+
+    assert_load_refuses (fx, set_null, columns[i]);
+    exec_on_file (fx, set_back);
+  }
+  /* a table rebuilt without its constraints, as another tool might: a wipe
+   * without an id is a NULL hash table key in the engine */
+  assert_load_refuses (fx,
+                       "DROP TABLE wipes;"
+                       "CREATE TABLE wipes (id TEXT PRIMARY KEY, server_id TEXT, device_id TEXT,"
+                       " object_id TEXT, session_id TEXT, reason TEXT, created INTEGER,"
+                       " expires INTEGER, seq INTEGER, owner_uid INTEGER);"
+                       "INSERT INTO wipes (id, server_id) VALUES (NULL, 'chat')",
+                       "wipe");
 }
 
 /* ---- schema upgrades ---- */
@@ -754,6 +824,7 @@ main (int argc, char **argv)
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/mamd/store/bad-detail", test_bad_detail);
+  ADD ("/mamd/store/null-column", test_null_column);
   ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
   ADD ("/mamd/store/upgrade-from-2", test_upgrade_from_2);
   ADD ("/mamd/store/locked", test_locked);
