@@ -739,12 +739,41 @@ prepare_statements (MamdStoreSqlite *self, GError **error)
   return TRUE;
 }
 
+/* SQLite takes a state.db of 0 bytes, or none, for a new database, and
+ * deletes a write-ahead log it finds beside it with every commit in it: an
+ * emptied store is quarantined like a corrupt one, a missing one beside its
+ * log refused. (mamd writes the first page of a new state.db before it
+ * answers anything: only a kill in that instant leaves 0 bytes of its own.) */
+static gboolean
+check_not_emptied (MamdStoreSqlite *self, GError **error)
+{
+  g_autofree char *wal_path = g_strconcat (self->db_path, "-wal", NULL);
+  GStatBuf st;
+
+  if (g_lstat (self->db_path, &st) == 0) {
+    if (!S_ISREG (st.st_mode) || st.st_size > 0)
+      return TRUE;
+    quarantine (self, "an empty file of 0 bytes", error);
+    return FALSE;
+  }
+  if (errno != ENOENT || g_lstat (wal_path, &st) < 0)
+    return TRUE;
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "state store %s is missing but its write-ahead log %s is there: put "
+               "state.db back; otherwise move %s and %s-shm out of the state directory, "
+               "then restore a backup or start mamd to begin with an empty store",
+               self->db_path, wal_path, wal_path, self->db_path);
+  return FALSE;
+}
+
 static gboolean
 open_database (MamdStoreSqlite *self, GError **error)
 {
   g_autofree char *problem = NULL;
   int rc;
 
+  if (!check_not_emptied (self, error))
+    return FALSE;
   self->db = open_connection (self->db_path, error);
   if (self->db == NULL)
     return FALSE;

@@ -99,10 +99,10 @@ GPtrArray *mamd_store_list_events (MamdStore *self, guint64 after_seq, guint lim
 gboolean mamd_store_flush (MamdStore *self, GError **error);
 
 /* The SQLite (WAL) backend, in @state_dir/state.db. Creates the directory
- * (0700) and schema when missing. A file that fails its integrity check is
- * moved aside to state.db.corrupt-<time> and MAMD_ERROR_STORE names both
- * paths; an unusable directory or a second daemon on the same store is also
- * MAMD_ERROR_STORE. */
+ * (0700) and schema when missing. A file that fails its integrity check (or
+ * has 0 bytes) is moved aside to state.db.corrupt-<time> and MAMD_ERROR_STORE
+ * names both paths; an unusable directory, a write-ahead log without its
+ * state.db or a second daemon on the same store is also MAMD_ERROR_STORE. */
 MamdStore *mamd_store_sqlite_open (const char *state_dir, GError **error);
 
 G_END_DECLS

@@ -597,6 +597,70 @@ test_newer_schema (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (count_quarantined (fx, NULL), ==, 0);
 }
 
+/* A store of 0 bytes, or none beside its write-ahead log: SQLite takes
+ * either for a new database and deletes the log, with every commit in it. */
+static void
+test_emptied (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+  g_autofree char *wal = NULL;
+  g_autofree char *left = NULL;
+  g_autofree char *moved = NULL;
+  g_autofree char *moved_wal = NULL;
+  g_autoptr(MamdSessionRecord) rec = make_session ("00000000000000000000000000000001", "chat",
+                                                   "ada", 1);
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+  gsize wal_len = 0;
+
+  /* the log as kill -9 leaves it: the commit is in it, not in state.db */
+  mamd_store_txn_put_session (txn, rec);
+  reopen (fx);
+  g_assert_true (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_assert_true (g_file_get_contents (wal_path, &wal, &wal_len, NULL));
+  g_assert_cmpuint (wal_len, >, 0);
+  g_clear_object (&fx->store);
+
+  /* state.db gone, its log left */
+  g_assert_cmpint (g_unlink (path), ==, 0);
+  g_assert_true (g_file_set_contents (wal_path, wal, wal_len, NULL));
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_nonnull (strstr (error->message, wal_path));
+  g_assert_true (g_file_get_contents (wal_path, &left, NULL, NULL));
+  g_assert_cmpmem (left, wal_len, wal, wal_len);
+  g_clear_error (&error);
+
+  /* state.db emptied, its log left: quarantined with the log */
+  g_assert_true (g_file_set_contents (path, "", 0, NULL));
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "0 bytes"));
+  g_assert_cmpuint (count_quarantined (fx, &moved), ==, 1);
+  g_assert_nonnull (strstr (error->message, moved));
+  moved_wal = g_strconcat (moved, "-wal", NULL);
+  g_clear_pointer (&left, g_free);
+  g_assert_true (g_file_get_contents (moved_wal, &left, NULL, NULL));
+  g_assert_cmpmem (left, wal_len, wal, wal_len);
+  g_clear_error (&error);
+  g_assert_cmpint (g_unlink (moved), ==, 0);
+  g_assert_cmpint (g_unlink (moved_wal), ==, 0);
+
+  /* state.db emptied alone: no empty store either */
+  g_assert_true (g_file_set_contents (path, "", 0, NULL));
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_assert_nonnull (strstr (error->message, "0 bytes"));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+}
+
 static void
 test_corrupt_page (Fixture *fx, gconstpointer data)
 {
@@ -831,6 +895,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/write-locked", test_write_locked);
   ADD ("/mamd/store/corrupt", test_corrupt);
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
+  ADD ("/mamd/store/emptied", test_emptied);
   ADD ("/mamd/store/newer-schema", test_newer_schema);
   ADD ("/mamd/store/broken", test_broken);
   ADD ("/mamd/store/broken-queued", test_broken_queued);
