@@ -739,6 +739,47 @@ prepare_statements (MamdStoreSqlite *self, GError **error)
   return TRUE;
 }
 
+/* Every store carries a random id in meta, set once, never changed. */
+#define STORE_ID_SQL "SELECT value FROM meta WHERE key = 'store_id'"
+
+/* The store's id as state.db alone has it, without its write-ahead log; 0
+ * when that cannot be told (a store that predates the id, say). */
+static gint64
+file_store_id (MamdStoreSqlite *self)
+{
+  g_autofree char *escaped = g_uri_escape_string (self->db_path, "/", TRUE);
+  g_autofree char *uri = g_strconcat ("file:", escaped, "?immutable=1", NULL);
+  sqlite3 *db = NULL;
+  gint64 id = 0;
+
+  /* immutable: the file only, no lock, no log, nothing written */
+  if (sqlite3_open_v2 (uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW,
+                       NULL) == SQLITE_OK &&
+      !query_int (db, STORE_ID_SQL, &id))
+    id = 0;
+  sqlite3_close_v2 (db);
+  return id;
+}
+
+/* SQLite applies any state.db-wal to state.db, whichever database wrote it,
+ * and copies it in at the next checkpoint: a log of another store (left
+ * beside a restored backup, copied in with the wrong file) would replace
+ * this one's rows for good. Called with checkpoints on close turned off. */
+static gboolean
+check_log_belongs (MamdStoreSqlite *self, gint64 file_id, GError **error)
+{
+  gint64 log_id = 0;
+
+  if (file_id == 0 || (query_int (self->db, STORE_ID_SQL, &log_id) && log_id == file_id))
+    return TRUE;
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "the write-ahead log %s-wal belongs to another database than state store %s "
+               "(their store ids differ): mamd changed neither; move %s-wal and %s-shm out "
+               "of the state directory to start from %s as it is",
+               self->db_path, self->db_path, self->db_path, self->db_path, self->db_path);
+  return FALSE;
+}
+
 /* SQLite takes a state.db of 0 bytes, or none, for a new database, and
  * deletes a write-ahead log it finds beside it with every commit in it: an
  * emptied store is quarantined like a corrupt one, a missing one beside its
@@ -770,13 +811,22 @@ static gboolean
 open_database (MamdStoreSqlite *self, GError **error)
 {
   g_autofree char *problem = NULL;
+  g_autofree char *wal_path = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GStatBuf st;
+  gint64 file_id = 0;
   int rc;
 
   if (!check_not_emptied (self, error))
     return FALSE;
+  wal_path = g_strconcat (self->db_path, "-wal", NULL);
+  if (g_stat (wal_path, &st) == 0 && st.st_size > 0)
+    file_id = file_store_id (self);
   self->db = open_connection (self->db_path, error);
   if (self->db == NULL)
     return FALSE;
+  /* nothing of the log reaches state.db before it is known to be sound */
+  sqlite3_db_config (self->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
   rc = check_integrity (self->db, &problem);
   if (rc == SQLITE_CORRUPT) {
     g_clear_pointer (&self->db, sqlite3_close_v2);
@@ -789,7 +839,19 @@ open_database (MamdStoreSqlite *self, GError **error)
                  "permissions and the disk", self->db_path, sqlite3_errmsg (self->db));
     return FALSE;
   }
-  return setup_schema (self, error) && prepare_statements (self, error);
+  if (!check_log_belongs (self, file_id, error))
+    return FALSE;
+  sqlite3_db_config (self->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+  if (!setup_schema (self, error))
+    return FALSE;
+  if (!mamd_store_sqlite_exec (self->db,
+                               "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id',"
+                               " (random () & 9223372036854775807) | 1)", &local_error)) {
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE, "could not set up state store %s: %s",
+                 self->db_path, local_error->message);
+    return FALSE;
+  }
+  return prepare_statements (self, error);
 }
 
 MamdStore *

@@ -102,7 +102,8 @@ gboolean mamd_store_flush (MamdStore *self, GError **error);
  * (0700) and schema when missing. A file that fails its integrity check (or
  * has 0 bytes) is moved aside to state.db.corrupt-<time> and MAMD_ERROR_STORE
  * names both paths; an unusable directory, a write-ahead log without its
- * state.db or a second daemon on the same store is also MAMD_ERROR_STORE. */
+ * state.db or written by another store, or a second daemon on the same store
+ * is also MAMD_ERROR_STORE. */
 MamdStore *mamd_store_sqlite_open (const char *state_dir, GError **error);
 
 G_END_DECLS

@@ -661,6 +661,59 @@ test_emptied (Fixture *fx, gconstpointer data)
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
 }
 
+/* The write-ahead log of another store beside state.db (left there when a
+ * backup was restored, say): SQLite would apply it and, at the next
+ * checkpoint, write the other store over this one. */
+static void
+test_foreign_log (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+  g_autofree char *other_dir = g_strconcat (fx->dir, "/other", NULL);
+  g_autofree char *other_wal = g_build_filename (other_dir, "state.db-wal", NULL);
+  g_autofree char *wal = NULL;
+  g_autoptr(MamdSessionRecord) mine = make_session ("00000000000000000000000000000001", "chat",
+                                                    "ada", 1);
+  g_autoptr(MamdSessionRecord) theirs = make_session ("00000000000000000000000000000002",
+                                                      "chat", "bob", 1);
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(MamdStore) other = NULL;
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize wal_len = 0;
+
+  mamd_store_txn_put_session (txn, mine);
+  reopen (fx);
+  g_assert_true (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_clear_object (&fx->store);
+
+  /* another store's log as kill -9 leaves it */
+  other = mamd_store_sqlite_open (other_dir, &error);
+  g_assert_no_error (error);
+  txn = mamd_store_txn_new ();
+  mamd_store_txn_put_session (txn, theirs);
+  g_assert_true (commit_sync (other, g_steal_pointer (&txn), &error));
+  g_assert_true (g_file_get_contents (other_wal, &wal, &wal_len, NULL));
+  g_clear_object (&other);
+
+  g_assert_true (g_file_set_contents (wal_path, wal, wal_len, NULL));
+  fx->store = mamd_store_sqlite_open (fx->dir, &error);
+  g_assert_null (fx->store);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_STORE);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, wal_path));
+  g_clear_error (&error);
+
+  /* untouched: without the log, the store is what it was */
+  g_assert_cmpint (g_unlink (wal_path), ==, 0);
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->sessions->len, ==, 1);
+  g_assert_cmpstr (((MamdSessionRecord *) g_ptr_array_index (snap->sessions, 0))->id, ==,
+                   mine->id);
+}
+
 static void
 test_corrupt_page (Fixture *fx, gconstpointer data)
 {
@@ -896,6 +949,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/corrupt", test_corrupt);
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
   ADD ("/mamd/store/emptied", test_emptied);
+  ADD ("/mamd/store/foreign-log", test_foreign_log);
   ADD ("/mamd/store/newer-schema", test_newer_schema);
   ADD ("/mamd/store/broken", test_broken);
   ADD ("/mamd/store/broken-queued", test_broken_queued);
