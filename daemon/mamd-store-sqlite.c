@@ -807,6 +807,26 @@ check_not_emptied (MamdStoreSqlite *self, GError **error)
   return FALSE;
 }
 
+/* umask 077 covers the files mamd creates, but SQLite gives the log and its
+ * index the mode of state.db: one restored readable by others (a copy made
+ * under umask 022) would make them readable too. */
+static void
+make_private (MamdStoreSqlite *self)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *path = g_strconcat (self->db_path, suffixes[i], NULL);
+    GStatBuf st;
+
+    if (g_lstat (path, &st) < 0 || !S_ISREG (st.st_mode) || (st.st_mode & 077) == 0)
+      continue;
+    if (g_chmod (path, st.st_mode & 0700) < 0)
+      g_message ("could not make %s private (mode %o): %s", path,
+                 (guint) (st.st_mode & 0777), g_strerror (errno));
+  }
+}
+
 static gboolean
 open_database (MamdStoreSqlite *self, GError **error)
 {
@@ -819,6 +839,7 @@ open_database (MamdStoreSqlite *self, GError **error)
 
   if (!check_not_emptied (self, error))
     return FALSE;
+  make_private (self);
   wal_path = g_strconcat (self->db_path, "-wal", NULL);
   if (g_stat (wal_path, &st) == 0 && st.st_size > 0)
     file_id = file_store_id (self);

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -714,6 +715,37 @@ test_foreign_log (Fixture *fx, gconstpointer data)
                    mine->id);
 }
 
+/* A state.db restored readable by others (copied under umask 022): SQLite
+ * gave the log and its index the same mode, whatever mamd's umask. */
+static void
+test_private_files (Fixture *fx, gconstpointer data)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdSessionRecord) rec = make_session ("00000000000000000000000000000001", "chat",
+                                                   "ada", 1);
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+  mode_t old_umask;
+
+  reopen (fx);
+  g_clear_object (&fx->store);
+  g_assert_cmpint (g_chmod (path, 0644), ==, 0);
+  old_umask = umask (077);
+  reopen (fx);
+  mamd_store_txn_put_session (txn, rec);
+  g_assert_true (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  umask (old_umask);
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *file = g_strconcat (path, suffixes[i], NULL);
+    GStatBuf st;
+
+    g_assert_cmpint (g_stat (file, &st), ==, 0);
+    g_test_message ("%s: %o", file, (guint) (st.st_mode & 0777));
+    g_assert_cmpuint (st.st_mode & 077, ==, 0);
+  }
+}
+
 static void
 test_corrupt_page (Fixture *fx, gconstpointer data)
 {
@@ -950,6 +982,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/corrupt-page", test_corrupt_page);
   ADD ("/mamd/store/emptied", test_emptied);
   ADD ("/mamd/store/foreign-log", test_foreign_log);
+  ADD ("/mamd/store/private-files", test_private_files);
   ADD ("/mamd/store/newer-schema", test_newer_schema);
   ADD ("/mamd/store/broken", test_broken);
   ADD ("/mamd/store/broken-queued", test_broken_queued);
