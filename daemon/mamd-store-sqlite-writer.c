@@ -43,11 +43,15 @@ static const char *const writer_sql[N_STMTS] = {
     " HAVING max(seq) IS NOT NULL"
     " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
   /* in seq order up to the first event that is new enough, so the log never
-   * has holes (and needs no index on time: the scan stops there) */
+   * has holes (and needs no index on time: the scan stops there), and no
+   * further than ?2 seqs past the oldest, so that a large backlog (after a
+   * lower EventRetentionDays, say) goes in bounded steps and never holds
+   * the writer, and every caller waiting on it, for seconds */
   [STMT_PRUNE_EVENTS] =
     "DELETE FROM events WHERE seq < coalesce("
-    " (SELECT seq FROM events WHERE time >= ?1 ORDER BY seq LIMIT 1),"
-    " (SELECT max(seq) + 1 FROM events))",
+    " (SELECT seq FROM events WHERE time >= ?1"
+    "  AND seq < (SELECT min(seq) FROM events) + ?2 ORDER BY seq LIMIT 1),"
+    " (SELECT min(seq) FROM events) + ?2)",
 };
 
 static void
@@ -197,6 +201,7 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
     if (rc != SQLITE_DONE)
       return rc;
     sqlite3_bind_int64 (self->stmts[STMT_PRUNE_EVENTS], 1, op->before);
+    sqlite3_bind_int64 (self->stmts[STMT_PRUNE_EVENTS], 2, op->max_events);
     return run_stmt (self->stmts[STMT_PRUNE_EVENTS]);
   }
   default:

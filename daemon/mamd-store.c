@@ -172,10 +172,15 @@ mamd_store_txn_append_event (MamdStoreTxn *txn, const MamdEventRecord *rec)
 }
 
 void
-mamd_store_txn_prune_events (MamdStoreTxn *txn, gint64 before)
+mamd_store_txn_prune_events (MamdStoreTxn *txn, gint64 before, guint max_events)
 {
+  MamdStoreOp *op;
+
   g_return_if_fail (txn != NULL);
-  txn_add (txn, MAMD_STORE_OP_PRUNE_EVENTS)->before = before;
+  g_return_if_fail (max_events > 0);
+  op = txn_add (txn, MAMD_STORE_OP_PRUNE_EVENTS);
+  op->before = before;
+  op->max_events = max_events;
 }
 
 /* ---- snapshot ---- */

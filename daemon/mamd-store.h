@@ -38,6 +38,7 @@ typedef struct {
   char *key2;          /* DELETE_REMOVED_SERVER: device id */
   gint64 owner_uid;    /* DELETE_REMOVED_SERVER: the removal's owner uid */
   gint64 before;       /* PRUNE_EVENTS: drop events older than this (unix µs) */
+  guint max_events;    /* PRUNE_EVENTS: ... but at most this many */
 } MamdStoreOp;
 
 MamdStoreTxn *mamd_store_txn_new (void);
@@ -56,7 +57,10 @@ void mamd_store_txn_delete_removed_server (MamdStoreTxn *txn, const char *server
 void mamd_store_txn_put_wipe (MamdStoreTxn *txn, const MamdWipeRecord *rec);
 void mamd_store_txn_delete_wipe (MamdStoreTxn *txn, const char *wipe_id);
 void mamd_store_txn_append_event (MamdStoreTxn *txn, const MamdEventRecord *rec);
-void mamd_store_txn_prune_events (MamdStoreTxn *txn, gint64 before);
+/* Drops events older than @before (unix µs) in seq order, stopping at the
+ * first one that is new enough (the log never has holes), and at most
+ * @max_events of them, so one commit cannot hold the writer for long. */
+void mamd_store_txn_prune_events (MamdStoreTxn *txn, gint64 before, guint max_events);
 
 /* Everything the engine needs at start-up. */
 typedef struct {

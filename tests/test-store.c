@@ -27,7 +27,7 @@ test_txn (void)
   g_assert_true (mamd_store_txn_is_empty (txn));
   mamd_store_txn_put_session (txn, rec);
   mamd_store_txn_delete_removed_server (txn, "chat", "device-1", 1001);
-  mamd_store_txn_prune_events (txn, 42);
+  mamd_store_txn_prune_events (txn, 42, 100);
   g_assert_false (mamd_store_txn_is_empty (txn));
   g_assert_cmpuint (mamd_store_txn_get_n_ops (txn), ==, 3);
 
@@ -277,7 +277,7 @@ test_round_trip (Fixture *fx, gconstpointer data)
   {
     g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
 
-    mamd_store_txn_prune_events (txn, 2000);
+    mamd_store_txn_prune_events (txn, 2000, 100);
     commit_sync (fx->store, g_steal_pointer (&txn), &error);
     g_assert_no_error (error);
   }
@@ -380,7 +380,7 @@ test_last_seq_after_prune (Fixture *fx, gconstpointer data)
   commit_events (fx->store, 5, 7, 100);
   /* an older seq committed later must not lower last_seq */
   commit_events (fx->store, 3, 3, 100);
-  mamd_store_txn_prune_events (txn, G_MAXINT64);
+  mamd_store_txn_prune_events (txn, G_MAXINT64, 100);
   commit_sync (fx->store, g_steal_pointer (&txn), &error);
   g_assert_no_error (error);
 
@@ -441,7 +441,7 @@ test_prune_in_seq_order (Fixture *fx, gconstpointer data)
   commit_sync (fx->store, g_steal_pointer (&txn), &error);
   g_assert_no_error (error);
 
-  mamd_store_txn_prune_events (prune, 30);
+  mamd_store_txn_prune_events (prune, 30, 100);
   commit_sync (fx->store, g_steal_pointer (&prune), &error);
   g_assert_no_error (error);
   events = mamd_store_list_events (fx->store, 0, 0, &error);
@@ -450,6 +450,45 @@ test_prune_in_seq_order (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (event_seq_at (events, 0), ==, 2);
   g_assert_cmpuint (event_seq_at (events, 1), ==, 3);
   g_assert_cmpuint (event_seq_at (events, 2), ==, 4);
+}
+
+/* A backlog goes in bounded steps: at most max_events a commit, still in
+ * seq order and never past the first event that is new enough. */
+static void
+test_prune_bounded (Fixture *fx, gconstpointer data)
+{
+  static const guint64 first_left[] = { 5, 9, 11, 11 };
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+
+  reopen (fx);
+  /* an empty log */
+  mamd_store_txn_prune_events (txn, 100, 4);
+  commit_sync (fx->store, g_steal_pointer (&txn), &error);
+  g_assert_no_error (error);
+
+  txn = mamd_store_txn_new ();
+  for (guint i = 1; i <= 12; i++) {
+    g_autoptr(MamdEventRecord) ev = make_event (i, i <= 10 ? 10 : 200, NULL);
+
+    mamd_store_txn_append_event (txn, ev);
+  }
+  commit_sync (fx->store, g_steal_pointer (&txn), &error);
+  g_assert_no_error (error);
+
+  for (guint round = 0; round < G_N_ELEMENTS (first_left); round++) {
+    g_autoptr(MamdStoreTxn) prune = mamd_store_txn_new ();
+    g_autoptr(GPtrArray) events = NULL;
+
+    mamd_store_txn_prune_events (prune, 100, 4);
+    commit_sync (fx->store, g_steal_pointer (&prune), &error);
+    g_assert_no_error (error);
+    events = mamd_store_list_events (fx->store, 0, 0, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (event_seq_at (events, 0), ==, first_left[round]);
+    g_assert_cmpuint (event_seq_at (events, events->len - 1), ==, 12);
+    g_assert_cmpuint (events->len, ==, 12 - first_left[round] + 1);
+  }
 }
 
 /* ---- list_events paging ---- */
@@ -494,6 +533,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/group-commit", test_group_commit);
   ADD ("/mamd/store/last-seq-after-prune", test_last_seq_after_prune);
   ADD ("/mamd/store/prune-in-seq-order", test_prune_in_seq_order);
+  ADD ("/mamd/store/prune-bounded", test_prune_bounded);
   ADD ("/mamd/store/list-events", test_list_events);
 #undef ADD
   return g_test_run ();
