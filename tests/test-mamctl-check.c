@@ -243,7 +243,8 @@ test_check_office365 (Fixture *f, gconstpointer data)
   assert_check_fails ("plugins/oauth", SERVER_HEAD "AuthService=office365\n[office365]\n"
                                        "ClockSkwe=5\n",
                       (const char *const[]) { "chat.conf: ", "[office365] ", "ClockSkwe: ",
-                                              "unknown key", NULL });
+                                              "unknown key (known keys: Authority, ",
+                                              " ClockSkew, ", NULL });
   assert_check_fails ("plugins/oauth", SERVER_HEAD "AuthService=office365\n[office365]\n"
                                        "HttpTimeout=abc\n",
                       (const char *const[]) { "chat.conf: ", "[office365] ", "HttpTimeout: ",

@@ -132,6 +132,20 @@ is_known_key (const char *key)
   return FALSE;
 }
 
+/* plugins/oauth/README.md is not installed: name the keys themselves, as
+ * mamd does for its own groups */
+static char *
+known_keys (void)
+{
+  g_autoptr(GString) known = g_string_new (NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (string_keys); i++)
+    g_string_append_printf (known, "%s%s", known->len > 0 ? ", " : "", string_keys[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (uint_keys); i++)
+    g_string_append_printf (known, ", %s", uint_keys[i].name);
+  return g_string_free (g_steal_pointer (&known), FALSE);
+}
+
 static gboolean
 check_unknown_keys (GKeyFile *keyfile, const char *group, GError **error)
 {
@@ -144,9 +158,10 @@ check_unknown_keys (GKeyFile *keyfile, const char *group, GError **error)
     {
       if (!is_known_key (keys[i]))
         {
+          g_autofree char *known = known_keys ();
+
           g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_CONFIG,
-                       "[%s] %s: unknown key; see plugins/oauth/README.md for the "
-                       "keys of the office365 plugin", group, keys[i]);
+                       "[%s] %s: unknown key (known keys: %s)", group, keys[i], known);
           return FALSE;
         }
     }
