@@ -62,7 +62,7 @@ static const MamdConfigKey config_keys[] = {
     "creates users (office365; not saml)" },
 };
 
-static const char *const known_platforms[] = { "ios", "android" };
+static const char *const known_platforms[] = { "ios", "android", NULL };
 
 const MamdConfigKey *
 mamd_config_get_keys (guint *n_keys)
