@@ -64,6 +64,12 @@ static const MamdConfigKey config_keys[] = {
 
 static const char *const known_platforms[] = { "ios", "android", NULL };
 
+gboolean
+mamd_config_platform_is_known (const char *platform)
+{
+  return platform != NULL && g_strv_contains (known_platforms, platform);
+}
+
 const MamdConfigKey *
 mamd_config_get_keys (guint *n_keys)
 {

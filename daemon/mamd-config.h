@@ -64,6 +64,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdConfig, mamd_config_free)
 
 const MamdServerConfig *mamd_config_lookup_server (const MamdConfig *config, const char *id);
 
+/* Whether @platform is one that AllowedPlatforms may list (ios, android). */
+gboolean mamd_config_platform_is_known (const char *platform);
+
 /* Equal in every setting, plugin groups included (for reload). */
 gboolean mamd_server_config_equal (const MamdServerConfig *a, const MamdServerConfig *b);
 

@@ -276,10 +276,18 @@ mamd_policy_check_platform (const MamdServerConfig *server, const char *platform
     g_autofree char *allowed = server->allowed_platforms != NULL
                                  ? g_strjoinv (", ", server->allowed_platforms)
                                  : g_strdup ("none");
-    g_set_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM,
-                 "platform '%s' is not allowed on server %s (AllowedPlatforms: %s): "
-                 "sign in from an allowed platform or add it to AllowedPlatforms in %s",
-                 platform, server->id, allowed, server_file (server));
+    /* AllowedPlatforms refuses what mamd does not know: do not send the
+     * administrator there for a platform the client misnamed */
+    if (!mamd_config_platform_is_known (platform))
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM,
+                   "platform '%s' is unknown (server %s allows: %s): the client must "
+                   "report ios or android",
+                   platform, server->id, allowed);
+    else
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM,
+                   "platform '%s' is not allowed on server %s (AllowedPlatforms: %s): "
+                   "sign in from an allowed platform or add it to AllowedPlatforms in %s",
+                   platform, server->id, allowed, server_file (server));
     return FALSE;
   }
   if (mam_required && !g_str_equal (platform, "ios")) {

@@ -141,7 +141,7 @@ test_sign_in_errors (Fixture *fx, gconstpointer data)
                         MAMD_ERROR_UNSUPPORTED_PLATFORM,
                         "Intune MAM supports iOS only; Android is not supported yet");
   assert_sign_in_fails (fx, "chat", ALICE, "windows", "dev-1",
-                        MAMD_ERROR_UNSUPPORTED_PLATFORM, "AllowedPlatforms");
+                        MAMD_ERROR_UNSUPPORTED_PLATFORM, "report ios or android");
 
   result = sign_in_full (fx, &user1, "chat", "test", not_dict, "ios", "dev-1", NULL, &error);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);

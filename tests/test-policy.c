@@ -306,14 +306,23 @@ test_platforms (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (error->message,
                             "Intune MAM supports iOS only; Android is not supported yet"));
   g_clear_error (&error);
+  /* AllowedPlatforms takes only ios and android: an unknown platform is
+   * the client's mistake, not a setting to add */
   g_assert_false (mamd_policy_check_platform (&fx->server, "windows", FALSE, &error));
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM);
-  g_assert_nonnull (strstr (error->message, "AllowedPlatforms"));
+  g_assert_nonnull (strstr (error->message, "platform 'windows' is unknown"));
+  g_assert_nonnull (strstr (error->message, "report ios or android"));
+  g_assert_null (strstr (error->message, "add it to AllowedPlatforms"));
+  g_clear_error (&error);
+  g_assert_false (mamd_policy_check_platform (&fx->server, "iOS", FALSE, &error));
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM);
+  g_assert_null (strstr (error->message, "add it to AllowedPlatforms"));
   g_clear_error (&error);
   fx->server.allowed_platforms = ios_only;
   g_assert_false (mamd_policy_check_platform (&fx->server, "android", FALSE, &error));
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_UNSUPPORTED_PLATFORM);
   g_assert_nonnull (strstr (error->message, "not allowed on server chat"));
+  g_assert_nonnull (strstr (error->message, "add it to AllowedPlatforms"));
 }
 
 /* ---- status codes and outcomes ---- */
