@@ -244,8 +244,11 @@ mamd_license_load (const char *license_path, const char *public_key_path, GError
     }
   if (!verify_signature (pkey, payload, signature))
     {
-      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
-                           "licence signature does not verify (tampered or signed by another key)");
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
+                   "licence signature does not verify (tampered or signed by another key): "
+                   "%s against %s; install the licence file exactly as issued, or set "
+                   "[Daemon] LicensePublicKey to its issuer's public key",
+                   license_path, public_key_path);
       return NULL;
     }
 

@@ -278,6 +278,12 @@ test_other_key (Fixture *fx, gconstpointer data)
 
   write_signed (fx, payload, fx->other_private_key);
   assert_load_fails (fx, fx->public_key, "licence signature does not verify");
+  /* the guide's NotLicensed row: the cause and what to do, with the files */
+  assert_load_fails (fx, fx->public_key, fx->license);
+  assert_load_fails (fx, fx->public_key, fx->public_key);
+  assert_load_fails (fx, fx->public_key,
+                     "install the licence file exactly as issued, or set [Daemon] "
+                     "LicensePublicKey");
 }
 
 static void
