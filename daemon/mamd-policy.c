@@ -464,6 +464,22 @@ mamd_policy_reevaluate (const MamdSessionRecord *session, const MamdServerConfig
     return TRUE;
   }
 
+  /* the first check of a sign-in holds for every live session, whichever
+   * its method */
+  if (server->allowed_platforms == NULL ||
+      !g_strv_contains ((const char *const *) server->allowed_platforms, session->platform)) {
+    g_autofree char *allowed = server->allowed_platforms != NULL
+                                 ? g_strjoinv (", ", server->allowed_platforms)
+                                 : g_strdup ("none");
+
+    reason = g_strdup_printf ("platform '%s' is no longer allowed on server %s "
+                              "(AllowedPlatforms: %s): sign in from an allowed platform",
+                              session->platform, server->id, allowed);
+    *new_state = MAMD_SESSION_STATE_REVOKED;
+    *new_reason = g_intern_string (reason);
+    return TRUE;
+  }
+
   now_required = mamd_policy_mam_required (server, session->method);
   *new_mam_required = now_required;
   /* whatever its state, a session MAM applies to must be of the server's

@@ -580,6 +580,34 @@ test_sign_in_timeout (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
+/* A reload that takes a platform out of AllowedPlatforms revokes the live
+ * sessions of that platform, as a sign-in from it would be refused. */
+static void
+test_reload_platform_removed (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) ios = NULL;
+  g_autoptr(MamdEngineResult) android = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expect_revoked = NULL;
+
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\n");
+  engine_start (fx);
+  ios = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  android = sign_in_ok (fx, &user1, "chat", BOB, "android", "dev-2");
+
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\nAllowedPlatforms=android\n");
+  g_assert_true (reload (fx, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (state_of (fx, ios->session->id), ==, MAMD_SESSION_STATE_REVOKED);
+  g_assert_cmpint (state_of (fx, android->session->id), ==, MAMD_SESSION_STATE_ACTIVE);
+  expect_revoked = g_strdup_printf ("session-revoked %s", ios->session->id);
+  g_assert_true (has_signal (fx, expect_revoked));
+  assert_sign_in_fails (fx, "chat", ALICE, "ios", "dev-1", MAMD_ERROR_UNSUPPORTED_PLATFORM,
+                        NULL);
+}
+
 /* A reload while the plugin lists the directory: the listing was made
  * under settings that no longer hold (another base or filter, say), so
  * nobody is provisioned from it and the caller is told to sync again. */
@@ -1098,6 +1126,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);
   ADD ("/mamd/engine/reload/during-sync", test_reload_during_sync);
+  ADD ("/mamd/engine/reload/platform-removed", test_reload_platform_removed);
   ADD ("/mamd/engine/sign-in-timeout", test_sign_in_timeout);
   ADD ("/mamd/engine/cancel-during-commit", test_cancel_during_commit);
   ADD ("/mamd/engine/nothing-to-save-waits", test_nothing_to_save_waits);

@@ -619,6 +619,27 @@ test_reevaluate (Fixture *fx, gconstpointer data)
   g_assert_cmpint (state, ==, MAMD_SESSION_STATE_ENROLLED);
   fx->server.enable = FALSE;
 
+  /* a platform no longer allowed: revoked, whatever the method and state */
+  {
+    static const char *const android_only[] = { "android", NULL };
+    static const MamdSessionState live[] = {
+      MAMD_SESSION_STATE_ACTIVE, MAMD_SESSION_STATE_ENROLLED, MAMD_SESSION_STATE_DECLINED,
+    };
+
+    fx->server.allowed_platforms = (char **) android_only;
+    for (guint i = 0; i < G_N_ELEMENTS (live); i++) {
+      session_init (&rec, live[i], i == 0 ? "saml" : "office365", "ios", i != 0);
+      g_assert_true (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+      g_assert_cmpint (state, ==, MAMD_SESSION_STATE_REVOKED);
+      g_assert_cmpstr (reason, ==, "platform 'ios' is no longer allowed on server chat "
+                                   "(AllowedPlatforms: android): sign in from an allowed "
+                                   "platform");
+    }
+    session_init (&rec, MAMD_SESSION_STATE_ACTIVE, "saml", "android", FALSE);
+    g_assert_false (mamd_policy_reevaluate (&rec, &fx->server, &state, &required, &reason));
+    fx->server.allowed_platforms = fx->platforms;
+  }
+
   /* revoked is terminal */
   session_init (&rec, MAMD_SESSION_STATE_REVOKED, "office365", "ios", TRUE);
   g_assert_false (mamd_policy_reevaluate (&rec, NULL, &state, &required, &reason));
