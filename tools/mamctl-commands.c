@@ -815,8 +815,8 @@ cmd_check (MamctlContext *ctx, int argc, char **argv, GError **error)
       g_autofree char *shown = mamctl_escape (dir);
 
       /* the problems are the output; the exit status says "invalid" */
-      g_printerr ("mamctl: InvalidConfig: %s: fix the problems above, then run mamctl "
-                  "reload\n", shown);
+      g_printerr ("mamctl: InvalidConfig: %s: fix the problems above and check again\n",
+                  shown);
       return MAMCTL_EXIT_ERROR;
     }
   return MAMCTL_EXIT_OK;
