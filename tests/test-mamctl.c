@@ -413,6 +413,24 @@ test_reload_sync (Fixture *f, gconstpointer data)
   g_assert_cmpstr (reload_json.out, ==, "{}\n");
 }
 
+/* A server id nobody configured (a typo) is said to be unknown rather than
+ * shown as an empty list; a configured server without sessions is empty. */
+static void
+test_sessions_unknown_server (Fixture *f, gconstpointer data)
+{
+  g_auto(MamdTestRun) typo = { 0 };
+  g_auto(MamdTestRun) empty = { 0 };
+
+  run_mamctl (f, &typo, "sessions", "caht");
+  g_assert_cmpint (typo.status, ==, 1);
+  g_assert_cmpstr (typo.out, ==, "");
+  g_assert_true (g_str_has_prefix (typo.err, "mamctl: NotFound: no server 'caht' is "
+                                             "configured"));
+  run_mamctl (f, &empty, "sessions", "--json", "open");
+  g_assert_cmpint (empty.status, ==, 0);
+  g_assert_cmpstr (empty.out, ==, "[]\n");
+}
+
 static void
 store_result (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -848,6 +866,7 @@ main (int argc, char **argv)
   ADD ("errors-admin", test_errors_admin, FALSE);
   ADD ("reload-sync", test_reload_sync, TRUE);
   ADD ("sync-hung", test_sync_hung, TRUE);
+  ADD ("sessions-unknown-server", test_sessions_unknown_server, FALSE);
   ADD ("escape", test_escape, FALSE);
   ADD ("no-answer", test_no_answer, FALSE);
   ADD ("c-locale", test_c_locale, FALSE);

@@ -153,6 +153,36 @@ cmd_servers (MamctlContext *ctx, int argc, char **argv, GError **error)
   return MAMCTL_EXIT_OK;
 }
 
+/* An empty list for a server id nobody configured is most likely a typo:
+ * said so rather than shown as "no sessions". */
+static gboolean
+server_is_configured (MamctlContext *ctx, const char *server_id, GError **error)
+{
+  g_autoptr(GVariant) reply = manager_call (ctx, "ListServers", NULL, "(aa{sv})", error);
+  g_autoptr(GVariant) servers = NULL;
+  g_autofree char *message = NULL;
+  GVariantIter iter;
+  GVariant *server;
+
+  if (reply == NULL)
+    return FALSE;
+  servers = g_variant_get_child_value (reply, 0);
+  g_variant_iter_init (&iter, servers);
+  while ((server = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      const char *id = NULL;
+      gboolean found = g_variant_lookup (server, "id", "&s", &id) && g_str_equal (id, server_id);
+
+      g_variant_unref (server);
+      if (found)
+        return TRUE;
+    }
+  message = g_strdup_printf ("no server '%s' is configured, and no session has that server "
+                             "id: see mamctl servers", server_id);
+  *error = g_dbus_error_new_for_dbus_error ("org.mamd.Mamd1.Error.NotFound", message);
+  return FALSE;
+}
+
 static int
 cmd_sessions (MamctlContext *ctx, int argc, char **argv, GError **error)
 {
@@ -173,6 +203,8 @@ cmd_sessions (MamctlContext *ctx, int argc, char **argv, GError **error)
   if (reply == NULL)
     return MAMCTL_EXIT_ERROR;
   sessions = g_variant_get_child_value (reply, 0);
+  if (argc > 1 && g_variant_n_children (sessions) == 0 && !server_is_configured (ctx, argv[1], error))
+    return MAMCTL_EXIT_ERROR;
   print_list (ctx, sessions, headers, keys);
   return MAMCTL_EXIT_OK;
 }
