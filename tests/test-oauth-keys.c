@@ -85,6 +85,10 @@ test_keys_discovery (Fixture *fx, gconstpointer data)
   /* another unknown kid while the cool-down holds: no request at all */
   lookup_run (keys, "another-kid", &second);
   g_assert_error (second.error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  /* says why a key published just now is not there yet */
+  g_assert_nonnull (strstr (second.error->message, " s ago, has it (an unknown key id fetches "
+                                                   "the keys again at most once every "));
+  g_assert_nonnull (strstr (second.error->message, "KeyRefetchCooldown"));
   g_assert_cmpuint (idp_count (fx, NULL), ==, 3);
 
   mamd_oauth_keys_stop (keys);

@@ -132,7 +132,12 @@ answer_unknown (MamdOauthKeys *self, GTask *task)
   if (self->jwks != NULL && !self->last_failed)
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN,
                              "signature: unknown key id \"%s\": none of the provider's %u "
-                             "signing keys has it", kid, mamd_jwks_get_n_keys (self->jwks));
+                             "signing keys, fetched %" G_GINT64_FORMAT " s ago, has it (an "
+                             "unknown key id fetches the keys again at most once every %u s, "
+                             "KeyRefetchCooldown)",
+                             kid, mamd_jwks_get_n_keys (self->jwks),
+                             (g_get_monotonic_time () - self->fetched_at) / G_USEC_PER_SEC,
+                             self->refetch_cooldown);
   else
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_KEY_UNAVAILABLE,
                              "key unavailable: signing key \"%s\" cannot be fetched (%s); "
