@@ -630,7 +630,8 @@ call_visible_session (MamdDbusCall *call)
   }
   if (!caller_sees_session (call, rec)) {
     mamd_dbus_call_return_error_literal (call, MAMD_ERROR_ACCESS_DENIED,
-                                         "this session belongs to another user: access denied");
+                                         "this session belongs to another user: only its owner "
+                                         "or an administrator may read it");
     return NULL;
   }
   return rec;

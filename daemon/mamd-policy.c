@@ -396,7 +396,7 @@ mamd_policy_enrollment_reason (const char *server_id, MamdEnrollmentOutcome outc
   case MAMD_ENROLLMENT_FAILED:
   default:
     reason = g_strdup_printf ("Intune MAM enrollment failed (%s): the server was removed "
-                              "from the device and its data wiped; fix the underlying "
+                              "from the device and a wipe of its data requested; fix the underlying "
                               "issue before re-adding the server",
                               code);
     break;

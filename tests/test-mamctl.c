@@ -303,6 +303,9 @@ test_wipe_flow (Fixture *f, gconstpointer data)
   g_assert_cmpint (wipes.status, ==, 0);
   g_assert_true (g_str_has_prefix (wipes.out, "ID "));
   g_assert_nonnull (strstr (wipes.out, "ipad-bob"));
+  /* the failed session it came from, as in --json */
+  g_assert_nonnull (strstr (wipes.out, " SESSION "));
+  g_assert_nonnull (strstr (wipes.out, s2));
   run_mamctl (f, &wipes_json, "wipes", "--json");
   list = parse_json (wipes_json.out);
   row = find_by (json_node_get_array (list), "device-id", "ipad-bob");

@@ -261,10 +261,10 @@ cmd_plugins (MamctlContext *ctx, int argc, char **argv, GError **error)
 static int
 cmd_wipes (MamctlContext *ctx, int argc, char **argv, GError **error)
 {
-  const char *const headers[] = { "ID", "SERVER", "DEVICE", "OBJECT-ID", "CREATED", "EXPIRES",
-                                  "REASON", NULL };
-  const char *const keys[] = { "id", "server", "device-id", "object-id", "created", "expires",
-                               "reason", NULL };
+  const char *const headers[] = { "ID", "SERVER", "DEVICE", "OBJECT-ID", "SESSION", "CREATED",
+                                  "EXPIRES", "REASON", NULL };
+  const char *const keys[] = { "id", "server", "device-id", "object-id", "session", "created",
+                               "expires", "reason", NULL };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariant) wipes = NULL;
