@@ -385,6 +385,93 @@ test_session_objects (void)
   assert_dbus_error (error, "org.mamd.Mamd1.Error.NotFound");
 }
 
+/* Not every event has a signal, so the seqs of the signals have gaps that
+ * are no lost signals: a sign-in MAM does not evaluate, and the removal of
+ * the server between a failed enrollment's SessionRevoked and its
+ * WipeRequested, take a seq each. A session's Seq is that of its last
+ * change, not of the last event naming it (its wipe's, say). */
+static void
+test_seq_gaps (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) plain = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GVariant) failed = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GVariant) wipes = NULL;
+  g_autoptr(GVariant) list = NULL;
+  g_autoptr(GVariant) entry = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *plain_path = NULL;
+  g_autofree char *wipe_session = NULL;
+  GPtrArray *signals;
+  const MamdTestSignal *sig;
+  guint64 seq_plain, seq_required, seq_revoked, seq_wipe;
+  guint mark;
+
+  mamd_test_daemon_write_mam_server (d, "plain", FALSE, NULL);
+  reply = mamd_test_daemon_call (d, "Reload", NULL, NULL, &error);
+  g_assert_no_error (error);
+  wait_signal (d, "PolicyChanged", "plain");
+
+  mark = mamd_test_daemon_get_signals (d)->len;
+  plain = mamd_test_daemon_sign_in (d, "plain", "0c0ffee0-0000-4000-8000-000000000020", "ios",
+                                    "device-plain", &plain_path, &error);
+  g_assert_no_error (error);
+  seq_plain = dict_uint64 (plain, "seq");
+  result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000021", "ios",
+                                     "device-1", &path, &error);
+  g_assert_no_error (error);
+  seq_required = dict_uint64 (result, "seq");
+  g_assert_cmpuint (seq_required, ==, seq_plain + 1);
+  failed = report (d, path, "failed", 201, &error);
+  g_assert_no_error (error);
+  seq_revoked = dict_uint64 (failed, "seq");
+  sig = wait_signal (d, "WipeRequested", NULL);
+  seq_wipe = signal_seq (sig);
+  g_assert_cmpuint (seq_revoked, ==, seq_required + 1);
+  g_assert_cmpuint (seq_wipe, ==, seq_revoked + 2); /* the server's removal is seq_revoked + 1 */
+
+  /* the Manager's signals since: seq_required, seq_revoked, seq_wipe, nothing else */
+  signals = mamd_test_daemon_get_signals (d);
+  {
+    const guint64 expected[] = { seq_required, seq_revoked, seq_wipe };
+    guint n = 0;
+
+    for (guint i = mark; i < signals->len; i++) {
+      const MamdTestSignal *s = g_ptr_array_index (signals, i);
+
+      if (g_strcmp0 (s->interface, MANAGER_IFACE) != 0)
+        continue;
+      g_assert_cmpuint (n, <, G_N_ELEMENTS (expected));
+      g_assert_cmpuint (signal_seq (s), ==, expected[n]);
+      n++;
+    }
+    g_assert_cmpuint (n, ==, G_N_ELEMENTS (expected));
+  }
+
+  /* Seq: the revocation, although the wipe, a later event, names the session */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = g_dbus_connection_call_sync (mamd_test_daemon_get_connection (d), "org.mamd.Mamd1",
+                                       path, "org.freedesktop.DBus.Properties", "Get",
+                                       g_variant_new ("(ss)", SESSION_IFACE, "Seq"),
+                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL,
+                                       &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  g_assert_cmpuint (g_variant_get_uint64 (value), ==, seq_revoked);
+  wipes = mamd_test_daemon_call (d, "ListWipes", NULL, "(aa{sv})", &error);
+  g_assert_no_error (error);
+  list = g_variant_get_child_value (wipes, 0);
+  g_assert_cmpuint (g_variant_n_children (list), ==, 1);
+  entry = g_variant_get_child_value (list, 0);
+  wipe_session = dict_string (entry, "session");
+  g_assert_true (g_str_has_suffix (path, wipe_session));
+  g_assert_cmpuint (dict_uint64 (entry, "seq"), ==, seq_wipe);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -396,5 +483,6 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/dbus/flow/declined-retry-failed", test_full_flow);
   g_test_add_func ("/mamd/dbus/shapes", test_shapes);
   g_test_add_func ("/mamd/dbus/session-objects", test_session_objects);
+  g_test_add_func ("/mamd/dbus/seq/gaps", test_seq_gaps);
   return g_test_run ();
 }
