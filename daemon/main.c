@@ -85,6 +85,12 @@ daemon_reload (MamdDaemon *daemon, const char *origin)
 {
   ReloadData *data;
 
+  /* a reload that started while mamd stops might commit after the last
+   * signals went out, unannounced */
+  if (daemon->exit_status >= 0) {
+    g_message ("reload (%s) ignored: mamd is stopping", origin);
+    return;
+  }
   /* one at a time: a change during a reload is picked up right after it */
   if (daemon->reload_running) {
     daemon->reload_again = TRUE;

@@ -569,6 +569,7 @@ test_stop_mid_commit (void)
   g_autoptr(GPtrArray) order = g_ptr_array_new ();
   Replies r = { order, NULL, NULL };
   Pending report = { &r, "report" };
+  g_autofree char *log = NULL;
   GDBusConnection *connection;
   sqlite3 *db = NULL;
   guint subscription;
@@ -591,12 +592,19 @@ test_stop_mid_commit (void)
   g_assert_true (mamd_test_daemon_wait_log (d, "ReportEnrollment from ", WAIT_MS));
   g_assert_cmpint (kill (mamd_test_daemon_get_pid (d), SIGTERM), ==, 0);
   g_assert_true (mamd_test_daemon_wait_log (d, "shutting down", WAIT_MS));
+  /* a reload now could commit after the last signals went out: mamd
+   * handles the signal once the commit under way lets its loop run */
+  g_assert_cmpint (kill (mamd_test_daemon_get_pid (d), SIGHUP), ==, 0);
   mamd_test_daemon_iterate_until (d, never, NULL, 200);
   g_assert_cmpuint (order->len, ==, 0);
 
   mamd_test_unlock_store (db);
   g_assert_true (mamd_test_daemon_iterate_until (d, have_reply, &r, WAIT_MS));
+  g_assert_true (mamd_test_daemon_wait_log (d, "reload (SIGHUP) ignored: mamd is stopping",
+                                            WAIT_MS));
   g_assert_cmpint (mamd_test_daemon_wait_exit (d, WAIT_MS), ==, 0);
+  log = mamd_test_daemon_get_log (d);
+  g_assert_null (strstr (log, "configuration reloaded (SIGHUP)"));
   /* the signal was sent before the reply, on the same connection */
   mamd_test_daemon_iterate_until (d, never, NULL, 100);
   g_assert_cmpstr (enrolled, ==, path);
