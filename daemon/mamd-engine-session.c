@@ -639,8 +639,8 @@ mamd_engine_report_enrollment_async (MamdEngine *self, const MamdCaller *caller,
   rec = find_session (self, session_id, &error);
   if (rec == NULL || !caller_may_act (caller, rec, &error) ||
       !mamd_policy_check_status (outcome, status_code, &error) ||
-      !mamd_policy_enrollment_transition (rec->state, rec->reason, outcome, &new_state,
-                                          &error)) {
+      !mamd_policy_enrollment_transition (rec->state, rec->reason, rec->mam_required, outcome,
+                                          &new_state, &error)) {
     g_task_return_error (task, g_steal_pointer (&error));
     return;
   }

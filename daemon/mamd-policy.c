@@ -331,9 +331,13 @@ mamd_policy_check_status (MamdEnrollmentOutcome outcome, gint status_code, GErro
 
 gboolean
 mamd_policy_enrollment_transition (MamdSessionState state, const char *reason,
-                                   MamdEnrollmentOutcome outcome, MamdSessionState *new_state,
-                                   GError **error)
+                                   gboolean mam_required, MamdEnrollmentOutcome outcome,
+                                   MamdSessionState *new_state, GError **error)
 {
+  /* enrolled while MAM applied, then MAM was switched off: as for an active
+   * session, no failure may remove the server or wipe its data */
+  if (state == MAMD_SESSION_STATE_ENROLLED && !mam_required)
+    state = MAMD_SESSION_STATE_ACTIVE;
   switch (state) {
   case MAMD_SESSION_STATE_ENROLLMENT_REQUIRED:
   case MAMD_SESSION_STATE_DECLINED:

@@ -70,8 +70,10 @@ gboolean mamd_policy_check_status (MamdEnrollmentOutcome outcome, gint status_co
 
 /* The enrollment transition table: the new state for @outcome reported in
  * @state, or MAMD_ERROR_INVALID_STATE explaining why not (for a revoked
- * session with its @reason, which says what to do, when there is one). */
+ * session with its @reason, which says what to do, when there is one).
+ * Nothing may be reported where MAM does not apply (@mam_required FALSE). */
 gboolean mamd_policy_enrollment_transition (MamdSessionState state, const char *reason,
+                                            gboolean mam_required,
                                             MamdEnrollmentOutcome outcome,
                                             MamdSessionState *new_state,
                                             GError **error);

@@ -141,6 +141,43 @@ test_reload_enable_again (Fixture *fx, gconstpointer data)
   g_assert_nonnull (strstr (reason, "server chat is not licensed for Intune MAM"));
 }
 
+/* Once MAM is switched off, an enrollment made while it applied enforces
+ * nothing: like a session that never needed it, a failure reported for it
+ * is refused, and removes no server and requests no wipe (only where MAM
+ * applies does a technical failure take the server off the device). */
+static void
+test_reload_failure_mam_off (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(MamdEngineResult) again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) wipes = NULL;
+  const char *id;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  id = session->session->id;
+  result = report (fx, &user1, id, MAMD_ENROLLMENT_SUCCESS, 100, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  write_server (fx, "chat", "[Server]\nEnable=false\nTenantId=" TENANT "\nClientId=" CLIENT
+                            "\nAuthService=test\n");
+  g_assert_true (reload (fx, &error));
+  g_assert_false (mamd_engine_lookup_session (fx->engine, id)->mam_required);
+
+  result = report (fx, &user1, id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_assert_nonnull (strstr (error->message, "Intune MAM does not apply to this session"));
+  g_assert_cmpint (state_of (fx, id), ==, MAMD_SESSION_STATE_ENROLLED);
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 0);
+  g_assert_cmpuint (count_events (fx, "server-removed"), ==, 0);
+  again = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
+  g_assert_cmpint (again->session->state, ==, MAMD_SESSION_STATE_ACTIVE);
+}
+
 static void
 test_reload_invalid (Fixture *fx, gconstpointer data)
 {
@@ -1122,6 +1159,7 @@ main (int argc, char **argv)
 
   ADD ("/mamd/engine/reload/enable", test_reload_enable);
   ADD ("/mamd/engine/reload/enable-again", test_reload_enable_again);
+  ADD ("/mamd/engine/reload/failure-mam-off", test_reload_failure_mam_off);
   ADD ("/mamd/engine/reload/invalid", test_reload_invalid);
   ADD ("/mamd/engine/reload/gate", test_reload_gate);
   ADD ("/mamd/engine/reload/during-sign-in", test_reload_during_sign_in);

@@ -435,7 +435,7 @@ test_transitions (Fixture *fx, gconstpointer data)
 
   for (guint s = 0; s < 5; s++) {
     for (guint o = 0; o < 3; o++) {
-      gboolean ok = mamd_policy_enrollment_transition (s, NULL, o, &next, &error);
+      gboolean ok = mamd_policy_enrollment_transition (s, NULL, TRUE, o, &next, &error);
 
       if (table[s][o] == -1) {
         g_assert_false (ok);
@@ -448,27 +448,32 @@ test_transitions (Fixture *fx, gconstpointer data)
       }
     }
   }
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ACTIVE, NULL,
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ACTIVE, NULL, FALSE,
                                                      MAMD_ENROLLMENT_SUCCESS, &next, &error));
   g_assert_nonnull (strstr (error->message, "Intune MAM does not apply to this session"));
   g_clear_error (&error);
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_REVOKED, NULL,
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_REVOKED, NULL, TRUE,
                                                      MAMD_ENROLLMENT_FAILED, &next, &error));
   g_assert_cmpstr (error->message, ==, "the session is revoked: sign in again");
   g_clear_error (&error);
   /* revoked by a failed enrollment: its reason says to re-add the server */
   g_assert_false (mamd_policy_enrollment_transition (
     MAMD_SESSION_STATE_REVOKED,
-    mamd_policy_enrollment_reason ("chat", MAMD_ENROLLMENT_FAILED, 201), MAMD_ENROLLMENT_SUCCESS,
-    &next, &error));
+    mamd_policy_enrollment_reason ("chat", MAMD_ENROLLMENT_FAILED, 201), TRUE,
+    MAMD_ENROLLMENT_SUCCESS, &next, &error));
   g_assert_nonnull (strstr (error->message, "the session is revoked: Intune MAM enrollment "
                                             "failed"));
   g_assert_nonnull (strstr (error->message, "fix the underlying issue before re-adding the "
                                             "server"));
   g_clear_error (&error);
-  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ENROLLED, NULL,
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ENROLLED, NULL, TRUE,
                                                      MAMD_ENROLLMENT_SUCCESS, &next, &error));
   g_assert_nonnull (strstr (error->message, "already enrolled"));
+  g_clear_error (&error);
+  /* enrolled, then MAM was switched off: a failure removes nothing */
+  g_assert_false (mamd_policy_enrollment_transition (MAMD_SESSION_STATE_ENROLLED, NULL, FALSE,
+                                                     MAMD_ENROLLMENT_FAILED, &next, &error));
+  g_assert_nonnull (strstr (error->message, "Intune MAM does not apply to this session"));
 }
 
 static void
