@@ -83,6 +83,10 @@ test_valid_variants (void)
     "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"typ\":\"at+jwt\"}",
     "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"typ\":\"AT+JWT\",\"x5t\":\"abc\"}",
     " { \"alg\" : \"RS256\" , \"kid\" : \"key\\u002da\" } ",
+    /* RFC 7515 4.1.9 and RFC 9068 2.1: the full media type names the same */
+    "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"typ\":\"application/at+jwt\"}",
+    "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"typ\":\"Application/JWT\"}",
+    "{\"alg\":\"RS256\",\"kid\":\"key-a\",\"typ\":\"application\\/at+jwt\"}",
   };
   g_autofree char *aud_array = claims_with ("aud", "[\"api://other\", \"" CLIENT "\"]",
                                             "scp", "\"User.Read " SCOPE " openid\"",

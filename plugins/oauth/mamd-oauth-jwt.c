@@ -82,6 +82,30 @@ check_alg (const Member *alg, GError **error)
   return FALSE;
 }
 
+/* RFC 7515 4.1.9: "typ" is a media type whose "application/" prefix may be
+ * left out, compared without regard to case; RFC 9068 names at+jwt. */
+static gboolean
+typ_names_access_token (const Span *typ)
+{
+  g_autofree char *decoded = NULL;
+  const char *text = typ->text;
+  gsize len = typ->len;
+
+  if (typ->escaped)
+    {
+      decoded = jwt_reader_span_dup (typ);
+      text = decoded;
+      len = strlen (decoded);
+    }
+  if (len > 12 && g_ascii_strncasecmp (text, "application/", 12) == 0)
+    {
+      text += 12;
+      len -= 12;
+    }
+  return (len == 3 && g_ascii_strncasecmp (text, "JWT", 3) == 0) ||
+         (len == 6 && g_ascii_strncasecmp (text, "at+jwt", 6) == 0);
+}
+
 /* RFC 8725 rules for the JOSE header; sets jwt->kid. */
 static gboolean
 check_header (MamdJwt *jwt, const MemberList *header, GError **error)
@@ -105,10 +129,7 @@ check_header (MamdJwt *jwt, const MemberList *header, GError **error)
     return token_fail (error, "malformed: the header lists critical extensions (\"crit\") "
                               "and none is understood");
   typ = jwt_reader_find_member (header, "typ");
-  if (typ != NULL &&
-      (typ->type != VALUE_STRING ||
-       !((typ->value.len == 3 && g_ascii_strncasecmp (typ->value.text, "JWT", 3) == 0) ||
-         (typ->value.len == 6 && g_ascii_strncasecmp (typ->value.text, "at+jwt", 6) == 0))))
+  if (typ != NULL && (typ->type != VALUE_STRING || !typ_names_access_token (&typ->value)))
     return token_fail (error, "malformed: the header's \"typ\" is neither JWT nor at+jwt: "
                               "not an access token");
   kid = jwt_reader_find_member (header, "kid");

@@ -23,7 +23,8 @@ typedef struct _MamdJwt MamdJwt;
  * Header: "alg" must be "RS256" (none/None, HS*, RS512, PS*, ES* ... refused
  * naming the alg), "kid" a non-empty string, "jwk" "jku" "x5u" "x5c"
  * refused, "crit" refused (no extension is understood), "typ" if present
- * "JWT" or "at+jwt" (case-insensitive). Errors MAMD_ERROR_INVALID_TOKEN
+ * "JWT" or "at+jwt" (case-insensitive, "application/" prefix optional).
+ * Errors MAMD_ERROR_INVALID_TOKEN
  * "malformed: ...", "algorithm: ...". */
 MamdJwt *mamd_jwt_parse (const char *compact, GError **error);
 void mamd_jwt_free (MamdJwt *jwt);
