@@ -96,6 +96,31 @@ test_keys_discovery (Fixture *fx, gconstpointer data)
   lookup_clear (&second);
 }
 
+/* A token naming a key that the provider lists but mamd cannot use (RSA
+ * 1024) is told so, not that no key has its kid, which reads as forged. */
+static void
+test_keys_skipped_kid (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *url = g_strconcat (fx->rogue_base, "/" TENANT "/v2.0", DISCOVERY_PATH, NULL);
+  g_autoptr(MamdOauthKeys) keys = mamd_oauth_keys_new (fx->http, url, 3600, 300);
+  Lookup lookup = { 0 };
+
+  lookup_run (keys, "strong", &lookup);
+  g_assert_no_error (lookup.error);
+  lookup_run (keys, "weak", &lookup);
+  g_assert_error (lookup.error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  g_assert_true (g_str_has_prefix (lookup.error->message,
+                                   "signature: the provider lists key id \"weak\", but that "
+                                   "key cannot verify RS256 tokens (1024-bit modulus"));
+  /* a kid that the provider does not list at all is still unknown */
+  lookup_run (keys, "absent", &lookup);
+  g_assert_error (lookup.error, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN);
+  g_assert_true (g_str_has_prefix (lookup.error->message, "signature: unknown key id"));
+
+  mamd_oauth_keys_stop (keys);
+  lookup_clear (&lookup);
+}
+
 /* Reads the kid out of a token's header the way the plugin does. */
 static char *
 token_kid (const char *token)
@@ -340,6 +365,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   ADD ("/mamd/oauth/keys/discovery", test_keys_discovery);
+  ADD ("/mamd/oauth/keys/skipped-kid", test_keys_skipped_kid);
   ADD ("/mamd/oauth/keys/rotation", test_keys_rotation);
   ADD ("/mamd/oauth/keys/unknown-kid-storm", test_keys_unknown_kid_storm);
   ADD ("/mamd/oauth/keys/provider-down", test_keys_provider_down);

@@ -33,6 +33,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_PKEY_CTX, EVP_PKEY_CTX_free)
 
 struct _MamdJwks {
   GHashTable *by_kid; /* kid (owned by the MamdJwk) -> MamdJwk */
+  GHashTable *skipped; /* kid -> why that key is not used */
   guint n_skipped;
 };
 
@@ -53,6 +54,7 @@ jwks_clear (gpointer data)
   MamdJwks *jwks = data;
 
   g_clear_pointer (&jwks->by_kid, g_hash_table_unref);
+  g_clear_pointer (&jwks->skipped, g_hash_table_unref);
 }
 
 /* Decodes a strict base64url big-endian unsigned integer. */
@@ -310,13 +312,22 @@ mamd_jwks_parse (const char *json, gsize len, GError **error)
     return NULL;
   jwks = g_atomic_rc_box_new0 (MamdJwks);
   jwks->by_kid = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, jwk_free);
+  jwks->skipped = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < json_array_get_length (keys); i++)
     {
-      MamdJwk *jwk = parse_key (json_array_get_element (keys, i), &local_error);
+      JsonNode *node = json_array_get_element (keys, i);
+      MamdJwk *jwk = parse_key (node, &local_error);
+      const char *kid = NULL;
 
       if (jwk == NULL)
         {
           g_debug ("jwks: skipping key %u: %s", i, local_error->message);
+          /* a token naming this key is told why, not that no key has its kid */
+          if (JSON_NODE_HOLDS_OBJECT (node) &&
+              mamd_json_object_get_string (json_node_get_object (node), "kid", FALSE, &kid,
+                                           NULL) &&
+              kid != NULL)
+            g_hash_table_insert (jwks->skipped, g_strdup (kid), g_strdup (local_error->message));
           g_clear_error (&local_error);
           jwks->n_skipped++;
           continue;
@@ -365,6 +376,16 @@ mamd_jwks_get_n_keys (MamdJwks *jwks)
   g_return_val_if_fail (jwks != NULL, 0);
 
   return g_hash_table_size (jwks->by_kid);
+}
+
+const char *
+mamd_jwks_get_skip_reason (MamdJwks *jwks, const char *kid)
+{
+  g_return_val_if_fail (jwks != NULL, NULL);
+
+  if (kid == NULL)
+    return NULL;
+  return g_hash_table_lookup (jwks->skipped, kid);
 }
 
 guint

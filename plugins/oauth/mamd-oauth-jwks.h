@@ -32,5 +32,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdJwks, mamd_jwks_unref)
 const MamdJwk *mamd_jwks_lookup (MamdJwks *jwks, const char *kid);
 guint mamd_jwks_get_n_keys (MamdJwks *jwks);
 guint mamd_jwks_get_n_skipped (MamdJwks *jwks);
+/* Why the listed key named @kid was skipped; NULL when no skipped key has
+ * that kid. */
+const char *mamd_jwks_get_skip_reason (MamdJwks *jwks, const char *kid);
 
 G_END_DECLS

@@ -128,8 +128,15 @@ answer_unknown (MamdOauthKeys *self, GTask *task)
 {
   Lookup *lookup = g_task_get_task_data (task);
   g_autofree char *kid = kid_display (lookup->kid);
+  const char *skipped = self->jwks != NULL ? mamd_jwks_get_skip_reason (self->jwks, lookup->kid)
+                                           : NULL;
 
-  if (self->jwks != NULL && !self->last_failed)
+  if (skipped != NULL)
+    g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN,
+                             "signature: the provider lists key id \"%s\", but that key cannot "
+                             "verify RS256 tokens (%s): only RSA signing keys of at least 2048 "
+                             "bits are used", kid, skipped);
+  else if (self->jwks != NULL && !self->last_failed)
     g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_INVALID_TOKEN,
                              "signature: unknown key id \"%s\": none of the provider's %u "
                              "signing keys, fetched %" G_GINT64_FORMAT " s ago, has it (an "
