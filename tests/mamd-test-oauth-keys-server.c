@@ -23,9 +23,8 @@ guint order_counter;
  * whatever the scope asked for. .../.well-known/openid-configuration
  * is discovery for the misbehaving server, with the jwks_uri on the
  * identity provider under /cross/ and the provider's issuer under
- * /wrong-issuer/; the JWKS it names lists "strong" (RSA 2048) and "weak"
- * (RSA 1024, skipped by the parser). Anything else is a 404. Every request
- * is counted. */
+ * /wrong-issuer/; the JWKS it names is what rogue_make_jwks() made (a 404
+ * before). Anything else is a 404. Every request is counted. */
 static void
 rogue_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
                gpointer user_data)
@@ -121,27 +120,11 @@ rogue_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHa
       soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, doc,
                                         strlen (doc));
     }
-  else if (strcmp (path, "/" TENANT JWKS_PATH) == 0)
+  else if (strcmp (path, "/" TENANT JWKS_PATH) == 0 && fx->rogue_jwks != NULL)
     {
-      g_autoptr(JsonArray) keys = json_array_new ();
-      g_autoptr(JsonObject) root = json_object_new ();
-      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-      g_autofree char *doc = NULL;
-      EVP_PKEY *strong = mamd_idp_key_generate (MAMD_IDP_KEY_RSA, 2048, NULL);
-      EVP_PKEY *weak = mamd_idp_key_generate (MAMD_IDP_KEY_RSA, 1024, NULL);
-
-      g_assert_nonnull (strong);
-      g_assert_nonnull (weak);
-      json_array_add_object_element (keys, mamd_idp_key_to_jwk (strong, "strong", NULL));
-      json_array_add_object_element (keys, mamd_idp_key_to_jwk (weak, "weak", NULL));
-      EVP_PKEY_free (strong);
-      EVP_PKEY_free (weak);
-      json_object_set_array_member (root, "keys", g_steal_pointer (&keys));
-      json_node_set_object (node, root);
-      doc = json_to_string (node, FALSE);
       soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, doc,
-                                        strlen (doc));
+      soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY,
+                                        fx->rogue_jwks, strlen (fx->rogue_jwks));
     }
   else if (g_str_has_suffix (path, DISCOVERY_PATH))
     {
@@ -162,6 +145,27 @@ rogue_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHa
     }
   else
     soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+}
+
+void
+rogue_make_jwks (Fixture *fx)
+{
+  g_autoptr(JsonArray) keys = json_array_new ();
+  g_autoptr(JsonObject) root = json_object_new ();
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  EVP_PKEY *strong = mamd_idp_key_generate (MAMD_IDP_KEY_RSA, 2048, NULL);
+  EVP_PKEY *weak = mamd_idp_key_generate (MAMD_IDP_KEY_RSA, 1024, NULL);
+
+  g_assert_nonnull (strong);
+  g_assert_nonnull (weak);
+  json_array_add_object_element (keys, mamd_idp_key_to_jwk (strong, "strong", NULL));
+  json_array_add_object_element (keys, mamd_idp_key_to_jwk (weak, "weak", NULL));
+  EVP_PKEY_free (strong);
+  EVP_PKEY_free (weak);
+  json_object_set_array_member (root, "keys", g_steal_pointer (&keys));
+  json_node_set_object (node, root);
+  g_free (fx->rogue_jwks);
+  fx->rogue_jwks = json_to_string (node, FALSE);
 }
 
 guint
@@ -216,6 +220,7 @@ fixture_teardown (Fixture *fx, gconstpointer data)
   g_clear_object (&fx->rogue);
   g_hash_table_unref (fx->rogue_counts);
   g_free (fx->rogue_base);
+  g_free (fx->rogue_jwks);
   g_clear_object (&fx->http);
   g_clear_object (&fx->idp);
   g_free (fx->discovery_url);

@@ -33,6 +33,7 @@ typedef struct {
   SoupServer *rogue;      /* redirects, oversize bodies, hangs, echoes */
   char *rogue_base;
   GHashTable *rogue_counts;
+  char *rogue_jwks;       /* what its JWKS path serves, once rogue_make_jwks() made it */
 } Fixture;
 
 /* Starts the identity provider (client CLIENT of TENANT, secret SECRET), an
@@ -44,6 +45,10 @@ void fixture_teardown (Fixture *fx, gconstpointer data);
 
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
+/* Makes the JWKS the misbehaving server then serves: "strong" (RSA 2048) and
+ * "weak" (RSA 1024, which the parser skips). Generating the keys takes long
+ * under valgrind, so it is done here, not while a client's request waits. */
+void rogue_make_jwks (Fixture *fx);
 /* Requests the misbehaving server has had for @path. */
 guint rogue_count (Fixture *fx, const char *path);
 /* Requests the identity provider has had for paths ending in @suffix; all of

@@ -105,6 +105,7 @@ test_keys_skipped_kid (Fixture *fx, gconstpointer data)
   g_autoptr(MamdOauthKeys) keys = mamd_oauth_keys_new (fx->http, url, 3600, 300);
   Lookup lookup = { 0 };
 
+  rogue_make_jwks (fx);
   lookup_run (keys, "strong", &lookup);
   g_assert_no_error (lookup.error);
   lookup_run (keys, "weak", &lookup);
