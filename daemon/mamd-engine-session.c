@@ -738,6 +738,27 @@ removals_to_undo (MamdEngine *self, const MamdCaller *caller, const char *server
   return found;
 }
 
+/* The wipe the failure behind @removed requested, while it is pending: the
+ * server's old data may still be on the device, and a client acting on the
+ * wipe late would take the new data with it. */
+static const MamdWipeRecord *
+pending_wipe_of (MamdEngine *self, const MamdRemovedServerRecord *removed)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->wipes);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    const MamdWipeRecord *wipe = value;
+
+    if (g_strcmp0 (wipe->server_id, removed->server_id) == 0 &&
+        wipe->owner_uid == removed->owner_uid &&
+        g_strcmp0 (wipe->device_id, removed->device_id) == 0)
+      return wipe;
+  }
+  return NULL;
+}
+
 void
 mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                                 const char *server_id, const char *device_id,
@@ -762,6 +783,19 @@ mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
                              valid ? server_id : "", valid ? device_id : "",
                              caller->is_admin ? "" : " for this uid's sessions");
     return;
+  }
+  for (guint i = 0; i < undo->len; i++) {
+    const MamdWipeRecord *wipe = pending_wipe_of (self, g_ptr_array_index (undo, i));
+
+    if (wipe != NULL) {
+      g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_INVALID_STATE,
+                               "the wipe of server %s's data on device '%s' is still "
+                               "pending: the app must wipe that server's data and "
+                               "acknowledge wipe %s (AcknowledgeWipe, mamctl ack-wipe) "
+                               "before the server is re-added",
+                               wipe->server_id, wipe->device_id, wipe->id);
+      return;
+    }
   }
   op = mamd_engine_op_new (self, task);
   for (guint i = 0; i < undo->len; i++) {

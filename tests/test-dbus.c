@@ -146,23 +146,31 @@ test_full_flow (void)
   g_clear_error (&error);
   g_assert_null (again);
 
-  /* each answer carries the seq of its own, newest event */
+  /* no re-add while the wipe is pending: the device acknowledges it first */
   readd = mamd_test_daemon_call (d, "ReAddServer", g_variant_new ("(ss)", SERVER, "device-1"),
                                  "(t)", &error);
-  g_assert_no_error (error);
-  g_variant_get (readd, "(t)", &seq_readd);
-  g_assert_cmpuint (seq_readd, >, seq_wipe);
-  g_assert_cmpuint (seq_readd, ==, last_event_seq (d));
-  again = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path2, &error);
-  g_assert_no_error (error);
-  g_assert_cmpstr (path2, !=, path);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidState");
+  g_assert_nonnull (strstr (error->message, wipe_id));
+  g_clear_error (&error);
 
+  /* each answer carries the seq of its own, newest event */
   ack = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", wipe_id), "(t)",
                                &error);
   g_assert_no_error (error);
   g_variant_get (ack, "(t)", &seq_ack);
-  g_assert_cmpuint (seq_ack, >, dict_uint64 (again, "seq"));
+  g_assert_cmpuint (seq_ack, >, seq_wipe);
   g_assert_cmpuint (seq_ack, ==, last_event_seq (d));
+  readd = mamd_test_daemon_call (d, "ReAddServer", g_variant_new ("(ss)", SERVER, "device-1"),
+                                 "(t)", &error);
+  g_assert_no_error (error);
+  g_variant_get (readd, "(t)", &seq_readd);
+  g_assert_cmpuint (seq_readd, >, seq_ack);
+  g_assert_cmpuint (seq_readd, ==, last_event_seq (d));
+  again = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", "device-1", &path2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (path2, !=, path);
+  g_assert_cmpuint (dict_uint64 (again, "seq"), >, seq_readd);
+
   g_clear_pointer (&ack, g_variant_unref);
   ack = mamd_test_daemon_call (d, "AcknowledgeWipe", g_variant_new ("(s)", wipe_id), "(t)",
                                &error);

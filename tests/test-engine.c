@@ -499,6 +499,7 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) wipes = NULL;
   g_autofree char *wipe_id = NULL;
+  g_auto(GStrv) wipe_ids = g_new0 (char *, 3);
   const MamdWipeRecord *wipe;
 
   write_server (fx, "alpha", MAM_SERVER (""));
@@ -581,6 +582,15 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_false (mamd_engine_caller_may_ack_wipe (fx->engine, &user2,
                                                    g_ptr_array_index (wipes, 0)));
   g_clear_pointer (&wipes, g_ptr_array_unref);
+  /* no re-add while the wipe is pending, not even by an administrator: the
+   * server's old data may still be on the device */
+  result = readd (fx, &admin, "alpha", "dev-d", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_assert_nonnull (strstr (error->message, wipe_id));
+  g_assert_nonnull (strstr (error->message, "must wipe that server's data and acknowledge"));
+  g_clear_error (&error);
+  assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED, NULL);
+  g_assert_cmpuint (count_events (fx, "server-readded"), ==, 0);
   result = ack_wipe (fx, &user2, wipe_id, &error);
   g_assert_error (error, MAMD_ERROR, MAMD_ERROR_ACCESS_DENIED);
   g_clear_error (&error);
@@ -619,6 +629,22 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   g_assert_no_error (error);
   g_clear_pointer (&result, mamd_engine_result_free);
   assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED, NULL);
+  /* one wipe acknowledged, the other still pending: nothing is re-added */
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 2);
+  wipe_ids[0] = g_strdup (((MamdWipeRecord *) g_ptr_array_index (wipes, 0))->id);
+  wipe_ids[1] = g_strdup (((MamdWipeRecord *) g_ptr_array_index (wipes, 1))->id);
+  g_clear_pointer (&wipes, g_ptr_array_unref);
+  result = ack_wipe (fx, &admin, wipe_ids[0], &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  result = readd (fx, &admin, "alpha", "dev-d", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_clear_error (&error);
+  g_assert_cmpuint (count_events (fx, "server-readded"), ==, 1);
+  result = ack_wipe (fx, &admin, wipe_ids[1], &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
   result = readd (fx, &admin, "alpha", "dev-d", &error);
   g_assert_no_error (error);
   /* one event per uid's removal; the answer carries the last */

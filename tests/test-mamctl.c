@@ -285,6 +285,7 @@ test_wipe_flow (Fixture *f, gconstpointer data)
   g_auto(MamdTestRun) wipes_json = { 0 };
   g_auto(MamdTestRun) refused = { 0 };
   g_auto(MamdTestRun) readd = { 0 };
+  g_auto(MamdTestRun) early = { 0 };
   g_auto(MamdTestRun) ack = { 0 };
   g_auto(MamdTestRun) ack_again = { 0 };
   g_autoptr(JsonNode) list = NULL;
@@ -320,11 +321,11 @@ test_wipe_flow (Fixture *f, gconstpointer data)
   g_assert_cmpint (refused.status, ==, 1);
   g_assert_true (g_str_has_prefix (refused.err, "mamctl: ServerRemoved: "));
 
-  run_mamctl (f, &readd, "re-add", "chat", "ipad-bob");
-  g_assert_cmpint (readd.status, ==, 0);
-  g_assert_true (g_str_has_prefix (readd.out, "seq: "));
-  again = login (f, "chat", BOB, "ipad-bob", "enrollment-required");
-
+  /* the wipe first, then the server comes back */
+  run_mamctl (f, &early, "re-add", "chat", "ipad-bob");
+  g_assert_cmpint (early.status, ==, 1);
+  g_assert_true (g_str_has_prefix (early.err, "mamctl: InvalidState: "));
+  g_assert_nonnull (strstr (early.err, wipe));
   run_mamctl (f, &ack, "ack-wipe", wipe, "--json");
   g_assert_cmpint (ack.status, ==, 0);
   seq = parse_json (ack.out);
@@ -332,6 +333,11 @@ test_wipe_flow (Fixture *f, gconstpointer data)
   run_mamctl (f, &ack_again, "ack-wipe", wipe);
   g_assert_cmpint (ack_again.status, ==, 1);
   g_assert_true (g_str_has_prefix (ack_again.err, "mamctl: NotFound: "));
+
+  run_mamctl (f, &readd, "re-add", "chat", "ipad-bob");
+  g_assert_cmpint (readd.status, ==, 0);
+  g_assert_true (g_str_has_prefix (readd.out, "seq: "));
+  again = login (f, "chat", BOB, "ipad-bob", "enrollment-required");
 }
 
 static void

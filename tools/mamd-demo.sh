@@ -250,13 +250,20 @@ esac
 say "alice's session on the same server is untouched"
 ctl 0 check-access "$S1"
 
-say "the administrator adds the server back; the iPad acknowledges the wipe"
-ctl 0 re-add chat ipad-bob
+say "the server cannot come back while the iPad has not confirmed the wipe"
+ctl 1 re-add chat ipad-bob
+case "$OUT" in
+  *InvalidState*"$WIPE"*) ;;
+  *) fail "expected InvalidState naming the pending wipe" ;;
+esac
+
+say "the iPad acknowledges the wipe; the administrator adds the server back"
 ctl 0 ack-wipe "$WIPE"
 ctl 0 wipes
 case "$OUT" in
   *"$WIPE"*) fail "the wipe is still pending after its acknowledgement" ;;
 esac
+ctl 0 re-add chat ipad-bob
 login chat bob $BOB ipad-bob 0
 expect_field state enrollment-required
 
