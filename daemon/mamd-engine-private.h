@@ -45,6 +45,8 @@ struct _MamdEngine {
   GHashTable *users;              /* "server\x1fmethod\x1fobject-id" set */
   GHashTable *removed;            /* "server\x1fdevice\x1fuid" -> MamdRemovedServerRecord */
   GHashTable *wipes;              /* id -> MamdWipeRecord */
+  GHashTable *policies;           /* interned server id -> MamdPolicyRecord: the
+                                     policy last announced, stored */
 
   guint64 next_seq;               /* the next event's seq */
   guint64 last_epoch;             /* the latest MamdEngineServer epoch */

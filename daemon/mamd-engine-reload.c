@@ -104,125 +104,77 @@ refresh_gate (MamdEngine *self, MamdEngineServer *srv)
     srv->gate_reason = g_strdup (error->message);
 }
 
-/* What "policy-changed" reports about one server. */
-typedef struct {
-  gboolean present;
-  gboolean mam_applies;
-  gboolean gate_open;
-  char *reason;
-} PolicyView;
-
+/* Announces (event, then PolicyChanged once durable) and stores the policy
+ * of @server_id when it differs from the one last announced; @now NULL:
+ * the server left the configuration. */
 static void
-policy_view_clear (PolicyView *view)
+policy_update (MamdEngine *self, MamdEngineOp *op, const char *server_id,
+               const MamdPolicyRecord *now)
 {
-  g_clear_pointer (&view->reason, g_free);
-}
-
-static void
-policy_view_of (const MamdEngineServer *srv, PolicyView *view)
-{
-  view->present = TRUE;
-  view->mam_applies = srv->config->enable;
-  view->gate_open = srv->gate_open;
-  view->reason = srv->gate_open
-                   ? g_strdup_printf ("Intune MAM applies to server %s: its gate is open",
-                                      srv->config->id)
-                   : g_strdup (srv->gate_reason);
-}
-
-static void
-policy_event (MamdEngineOp *op, const char *server_id, const PolicyView *before,
-              const PolicyView *after)
-{
+  const MamdPolicyRecord *last = g_hash_table_lookup (self->policies, server_id);
   g_autofree char *gone = NULL;
-  const char *reason = after->reason;
-  gboolean applies = after->present && after->mam_applies;
+  const char *reason;
+  gboolean applies, open;
   GVariantDict dict;
   guint64 seq;
 
-  if (before->present == after->present && before->mam_applies == after->mam_applies &&
-      before->gate_open == after->gate_open && g_strcmp0 (before->reason, after->reason) == 0)
-    return;
-  if (!after->present) {
-    gone = g_strdup_printf ("server %s was removed from the configuration", server_id);
-    reason = gone;
+  if (now == NULL ? last == NULL : last != NULL && mamd_policy_record_equal (last, now))
+    return; /* announced already */
+  if (now != NULL) {
+    applies = now->mam_applies;
+    open = now->gate_open;
+    reason = now->reason;
+    mamd_store_txn_put_policy (op->txn, now);
+    g_hash_table_replace (self->policies, (gpointer) now->server_id,
+                          mamd_policy_record_copy (now));
+  } else {
+    applies = open = FALSE;
+    reason = gone = g_strdup_printf ("server %s was removed from the configuration",
+                                     server_id);
+    mamd_store_txn_delete_policy (op->txn, server_id);
   }
   g_variant_dict_init (&dict, NULL);
   g_variant_dict_insert (&dict, "mam-applies", "b", applies);
-  g_variant_dict_insert (&dict, "gate-open", "b", after->present && after->gate_open);
+  g_variant_dict_insert (&dict, "gate-open", "b", open);
   g_variant_dict_insert (&dict, "reason", "s", reason);
   seq = mamd_engine_op_event (op, "policy-changed", server_id, NULL,
                               g_variant_dict_end (&dict));
-  mamd_engine_op_emit_policy (op, server_id, applies, after->present && after->gate_open,
-                              reason, seq);
+  mamd_engine_op_emit_policy (op, server_id, applies, open, reason, seq);
+  if (now == NULL)
+    g_hash_table_remove (self->policies, server_id);
 }
 
-/* Old views by server id, taken before a change. */
-static GHashTable *
-policy_views_take (MamdEngine *self)
-{
-  GHashTable *views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  GHashTableIter iter;
-  gpointer key, value;
-
-  if (self->servers == NULL)
-    return views;
-  g_hash_table_iter_init (&iter, self->servers);
-  while (g_hash_table_iter_next (&iter, &key, &value)) {
-    PolicyView *view = g_new0 (PolicyView, 1);
-
-    policy_view_of (value, view);
-    g_hash_table_insert (views, g_strdup (key), view);
-  }
-  return views;
-}
-
+/* Refreshes every gate and announces each server whose policy moved since
+ * it was last announced: by this change, or while mamd was stopped. */
 static void
-policy_views_free (GHashTable *views)
-{
-  GHashTableIter iter;
-  gpointer value;
-
-  g_hash_table_iter_init (&iter, views);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    policy_view_clear (value);
-    g_free (value);
-  }
-  g_hash_table_unref (views);
-}
-
-/* Refreshes every gate and records a policy change per server that moved. */
-static void
-refresh_gates (MamdEngine *self, GHashTable *before, MamdEngineOp *op)
+refresh_gates (MamdEngine *self, MamdEngineOp *op)
 {
   const MamdConfig *config = self->config;
+  g_autoptr(GPtrArray) gone = g_ptr_array_new ();
   GHashTableIter iter;
-  gpointer key, value;
+  gpointer key;
 
   for (guint i = 0; i < config->servers->len; i++) {
     const MamdServerConfig *sc = g_ptr_array_index (config->servers, i);
     MamdEngineServer *srv = mamd_engine_lookup_server (self, sc->id);
-    PolicyView none = { 0 };
-    PolicyView after = { 0 };
-    PolicyView *old;
+    g_autofree char *open_reason = NULL;
+    MamdPolicyRecord now = { 0 };
 
     refresh_gate (self, srv);
-    if (before == NULL)
-      continue;
-    old = g_hash_table_lookup (before, sc->id);
-    policy_view_of (srv, &after);
-    policy_event (op, sc->id, old != NULL ? old : &none, &after);
-    policy_view_clear (&after);
+    now.server_id = g_intern_string (sc->id);
+    now.mam_applies = sc->enable;
+    now.gate_open = srv->gate_open;
+    if (srv->gate_open)
+      open_reason = g_strdup_printf ("Intune MAM applies to server %s: its gate is open", sc->id);
+    now.reason = srv->gate_open ? open_reason : srv->gate_reason;
+    policy_update (self, op, sc->id, &now);
   }
-  if (before == NULL)
-    return;
-  g_hash_table_iter_init (&iter, before);
-  while (g_hash_table_iter_next (&iter, &key, &value)) {
-    PolicyView gone = { 0 };
-
+  g_hash_table_iter_init (&iter, self->policies);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
     if (mamd_engine_lookup_server (self, key) == NULL)
-      policy_event (op, key, value, &gone);
-  }
+      g_ptr_array_add (gone, key);
+  for (guint i = 0; i < gone->len; i++)
+    policy_update (self, op, g_ptr_array_index (gone, i), NULL);
 }
 
 /* ---- session re-evaluation ---- */
@@ -431,7 +383,6 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
   g_autoptr(GHashTable) servers = NULL;
   g_autoptr(MamdConfig) old_config = NULL;
   g_autoptr(GHashTable) old_servers = NULL;
-  GHashTable *before = NULL;
   gboolean changed;
 
   config = mamd_config_load (config_dir, problems, &local);
@@ -453,8 +404,6 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
 
   /* nothing below can fail: swap */
   changed = servers_changed (self->config, config);
-  if (!starting)
-    before = policy_views_take (self);
   carry_epochs (self, self->servers, servers);
   activate_configs (self, self->servers, servers);
   old_servers = g_steal_pointer (&self->servers);
@@ -475,11 +424,9 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
     g_variant_dict_insert (&dict, "config-dir", "s", config_dir);
     mamd_engine_op_event (op, "config-reloaded", NULL, NULL, g_variant_dict_end (&dict));
   }
-  refresh_gates (self, before, op);
+  refresh_gates (self, op);
   if (starting || changed)
     reevaluate_sessions (self, op);
-  if (before != NULL)
-    policy_views_free (before);
   if (!starting)
     rearm_timers (self);
   return TRUE;
@@ -490,15 +437,12 @@ mamd_engine_load_all (MamdEngine *self, const char *config_dir, gboolean startin
 void
 mamd_engine_reevaluate_gates (MamdEngine *self)
 {
-  GHashTable *before;
   MamdEngineOp *op;
 
   if (self->config == NULL)
     return;
   op = mamd_engine_op_new (self, NULL);
-  before = policy_views_take (self);
-  refresh_gates (self, before, op);
-  policy_views_free (before);
+  refresh_gates (self, op);
   mamd_engine_op_commit (op);
   rearm_timers (self);
 }

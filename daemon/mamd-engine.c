@@ -551,6 +551,7 @@ mamd_engine_finalize (GObject *object)
   g_clear_pointer (&self->users, g_hash_table_unref);
   g_clear_pointer (&self->removed, g_hash_table_unref);
   g_clear_pointer (&self->wipes, g_hash_table_unref);
+  g_clear_pointer (&self->policies, g_hash_table_unref);
   g_clear_pointer (&self->gate_handlers, g_ptr_array_unref);
   g_clear_pointer (&self->syncing, g_hash_table_unref);
   g_clear_pointer (&self->config, mamd_config_free);
@@ -617,6 +618,8 @@ mamd_engine_init (MamdEngine *self)
                                          (GDestroyNotify) mamd_removed_server_record_free);
   self->wipes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                        (GDestroyNotify) mamd_wipe_record_free);
+  self->policies = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) mamd_policy_record_free);
   self->gate_handlers = g_ptr_array_new_with_free_func (g_free);
   self->syncing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->next_seq = 1;
@@ -671,6 +674,12 @@ load_snapshot (MamdEngine *self, MamdStoreSnapshot *snapshot)
 
     copy->server_id = g_intern_string (copy->server_id);
     g_hash_table_replace (self->wipes, copy->id, copy);
+  }
+  for (guint i = 0; i < snapshot->policies->len; i++) {
+    MamdPolicyRecord *copy = mamd_policy_record_copy (g_ptr_array_index (snapshot->policies, i));
+
+    copy->server_id = g_intern_string (copy->server_id);
+    g_hash_table_replace (self->policies, (gpointer) copy->server_id, copy);
   }
   self->next_seq = snapshot->last_seq + 1;
   self->committed_seq = snapshot->last_seq;

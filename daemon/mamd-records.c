@@ -123,6 +123,38 @@ mamd_removed_server_record_free (MamdRemovedServerRecord *rec)
   g_free (rec);
 }
 
+MamdPolicyRecord *
+mamd_policy_record_new (void)
+{
+  return g_new0 (MamdPolicyRecord, 1);
+}
+
+MamdPolicyRecord *
+mamd_policy_record_copy (const MamdPolicyRecord *rec)
+{
+  MamdPolicyRecord *copy = g_new (MamdPolicyRecord, 1);
+
+  *copy = *rec;
+  copy->reason = g_strdup (rec->reason);
+  return copy;
+}
+
+void
+mamd_policy_record_free (MamdPolicyRecord *rec)
+{
+  if (rec == NULL)
+    return;
+  g_free (rec->reason);
+  g_free (rec);
+}
+
+gboolean
+mamd_policy_record_equal (const MamdPolicyRecord *a, const MamdPolicyRecord *b)
+{
+  return g_strcmp0 (a->server_id, b->server_id) == 0 && !a->mam_applies == !b->mam_applies &&
+         !a->gate_open == !b->gate_open && g_strcmp0 (a->reason, b->reason) == 0;
+}
+
 MamdWipeRecord *
 mamd_wipe_record_new (void)
 {

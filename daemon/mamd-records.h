@@ -93,6 +93,21 @@ MamdWipeRecord *mamd_wipe_record_copy (const MamdWipeRecord *rec);
 void mamd_wipe_record_free (MamdWipeRecord *rec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdWipeRecord, mamd_wipe_record_free)
 
+/* The policy last announced for one server (PolicyChanged): kept so that a
+ * change made while mamd was stopped is announced when it starts. */
+typedef struct {
+  const char *server_id; /* interned */
+  gboolean mam_applies;  /* the server's Enable */
+  gboolean gate_open;
+  char *reason;          /* what the gate needs, or that it is open */
+} MamdPolicyRecord;
+
+MamdPolicyRecord *mamd_policy_record_new (void);
+MamdPolicyRecord *mamd_policy_record_copy (const MamdPolicyRecord *rec);
+void mamd_policy_record_free (MamdPolicyRecord *rec);
+gboolean mamd_policy_record_equal (const MamdPolicyRecord *a, const MamdPolicyRecord *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MamdPolicyRecord, mamd_policy_record_free)
+
 typedef struct {
   guint64 seq;            /* strictly increasing, never reused */
   gint64 time;            /* unix time, microseconds */

@@ -52,6 +52,10 @@ static const char *const writer_sql[N_STMTS] = {
     " (SELECT seq FROM events WHERE time >= ?1"
     "  AND seq < (SELECT min(seq) FROM events) + ?2 ORDER BY seq LIMIT 1),"
     " (SELECT min(seq) FROM events) + ?2)",
+  [STMT_PUT_POLICY] =
+    "INSERT OR REPLACE INTO policies (server_id, mam_applies, gate_open, reason)"
+    " VALUES (?1, ?2, ?3, ?4)",
+  [STMT_DELETE_POLICY] = "DELETE FROM policies WHERE server_id = ?1",
 };
 
 static void
@@ -145,6 +149,18 @@ apply_wipe (MamdStoreSqlite *self, const MamdWipeRecord *rec)
 }
 
 static int
+apply_policy (MamdStoreSqlite *self, const MamdPolicyRecord *rec)
+{
+  sqlite3_stmt *stmt = self->stmts[STMT_PUT_POLICY];
+
+  bind_text (stmt, 1, rec->server_id);
+  sqlite3_bind_int (stmt, 2, rec->mam_applies ? 1 : 0);
+  sqlite3_bind_int (stmt, 3, rec->gate_open ? 1 : 0);
+  bind_text (stmt, 4, rec->reason);
+  return run_stmt (stmt);
+}
+
+static int
 apply_event (MamdStoreSqlite *self, const MamdEventRecord *rec)
 {
   sqlite3_stmt *stmt = self->stmts[STMT_APPEND_EVENT];
@@ -204,6 +220,10 @@ apply_op (MamdStoreSqlite *self, const MamdStoreOp *op)
     sqlite3_bind_int64 (self->stmts[STMT_PRUNE_EVENTS], 2, op->max_events);
     return run_stmt (self->stmts[STMT_PRUNE_EVENTS]);
   }
+  case MAMD_STORE_OP_PUT_POLICY:
+    return apply_policy (self, op->record);
+  case MAMD_STORE_OP_DELETE_POLICY:
+    return apply_keys (self->stmts[STMT_DELETE_POLICY], op->key1, NULL);
   default:
     return SQLITE_MISUSE;
   }

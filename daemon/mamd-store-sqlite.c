@@ -20,7 +20,7 @@
  * writer and which only ever sees committed state.
  */
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* Version 2, where every new store starts; the steps to the later versions
  * follow and run in order. Rows are keyed so that a sign-in appends: session ids begin
@@ -101,6 +101,14 @@ static const char upgrade_to_3_sql[] =
   " SELECT server_id, device_id, owner_uid, object_id, reason, removed FROM removed_servers;"
   "DROP TABLE removed_servers;"
   "ALTER TABLE removed_servers_v3 RENAME TO removed_servers;";
+
+/* Version 3 -> 4: the policy last announced for each server (PolicyChanged),
+ * so that a change made while mamd was stopped is announced at its start.
+ * A store from before has none: its first start announces every server. */
+static const char upgrade_to_4_sql[] =
+  "CREATE TABLE policies ("
+  " server_id TEXT PRIMARY KEY NOT NULL, mam_applies INTEGER NOT NULL,"
+  " gate_open INTEGER NOT NULL, reason TEXT NOT NULL) WITHOUT ROWID;";
 
 G_DEFINE_FINAL_TYPE (MamdStoreSqlite, mamd_store_sqlite, MAMD_TYPE_STORE)
 
@@ -399,6 +407,23 @@ wipe_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
   return rec;
 }
 
+static gpointer
+policy_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
+{
+  static const int required[] = { 0, 3 }; /* server_id, reason */
+  MamdPolicyRecord *rec;
+
+  if (!check_not_null (self, stmt, "policy of server", required, G_N_ELEMENTS (required),
+                       error))
+    return NULL;
+  rec = mamd_policy_record_new ();
+  rec->server_id = column_intern (stmt, 0);
+  rec->mam_applies = sqlite3_column_int (stmt, 1) != 0;
+  rec->gate_open = sqlite3_column_int (stmt, 2) != 0;
+  rec->reason = column_dup (stmt, 3);
+  return rec;
+}
+
 static gboolean
 read_last_seq (MamdStoreSqlite *self, guint64 *out, GError **error)
 {
@@ -442,6 +467,11 @@ load_tables (MamdStoreSqlite *self, MamdStoreSnapshot *snapshot, GError **error)
     "SELECT id, server_id, device_id, object_id, session_id, reason, created, expires,"
     " seq, owner_uid FROM wipes", wipe_from_row, (GDestroyNotify) mamd_wipe_record_free, error);
   if (snapshot->wipes == NULL)
+    return FALSE;
+  snapshot->policies = read_table (self,
+    "SELECT server_id, mam_applies, gate_open, reason FROM policies", policy_from_row,
+    (GDestroyNotify) mamd_policy_record_free, error);
+  if (snapshot->policies == NULL)
     return FALSE;
   return read_last_seq (self, &snapshot->last_seq, error);
 }
@@ -703,9 +733,10 @@ setup_schema (MamdStoreSqlite *self, GError **error)
   /* to version 2, then every later step */
   if (version == 1)
     upgrade = g_strdup_printf (upgrade_from_1_sql, schema_sql);
-  set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s %s PRAGMA user_version=%d; COMMIT",
+  set_version = g_strdup_printf ("BEGIN IMMEDIATE; %s %s %s PRAGMA user_version=%d; COMMIT",
                                  version == 0 ? schema_sql : version == 1 ? upgrade : "",
-                                 upgrade_to_3_sql, SCHEMA_VERSION);
+                                 version < 3 ? upgrade_to_3_sql : "", upgrade_to_4_sql,
+                                 SCHEMA_VERSION);
   if (!mamd_store_sqlite_exec (self->db, set_version, &local_error)) {
     mamd_store_sqlite_exec (self->db, "ROLLBACK", NULL);
     g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,

@@ -34,10 +34,14 @@ mamd_store_op_free (gpointer data)
     case MAMD_STORE_OP_APPEND_EVENT:
       mamd_event_record_free (op->record);
       break;
+    case MAMD_STORE_OP_PUT_POLICY:
+      mamd_policy_record_free (op->record);
+      break;
     case MAMD_STORE_OP_DELETE_SESSION:
     case MAMD_STORE_OP_DELETE_REMOVED_SERVER:
     case MAMD_STORE_OP_DELETE_WIPE:
     case MAMD_STORE_OP_PRUNE_EVENTS:
+    case MAMD_STORE_OP_DELETE_POLICY:
     default:
       break;
     }
@@ -172,6 +176,22 @@ mamd_store_txn_append_event (MamdStoreTxn *txn, const MamdEventRecord *rec)
 }
 
 void
+mamd_store_txn_put_policy (MamdStoreTxn *txn, const MamdPolicyRecord *rec)
+{
+  g_return_if_fail (txn != NULL);
+  g_return_if_fail (rec != NULL && rec->server_id != NULL && rec->reason != NULL);
+  txn_add (txn, MAMD_STORE_OP_PUT_POLICY)->record = mamd_policy_record_copy (rec);
+}
+
+void
+mamd_store_txn_delete_policy (MamdStoreTxn *txn, const char *server_id)
+{
+  g_return_if_fail (txn != NULL);
+  g_return_if_fail (server_id != NULL);
+  txn_add (txn, MAMD_STORE_OP_DELETE_POLICY)->key1 = g_strdup (server_id);
+}
+
+void
 mamd_store_txn_prune_events (MamdStoreTxn *txn, gint64 before, guint max_events)
 {
   MamdStoreOp *op;
@@ -194,6 +214,7 @@ mamd_store_snapshot_free (MamdStoreSnapshot *snapshot)
   g_clear_pointer (&snapshot->users, g_ptr_array_unref);
   g_clear_pointer (&snapshot->removed_servers, g_ptr_array_unref);
   g_clear_pointer (&snapshot->wipes, g_ptr_array_unref);
+  g_clear_pointer (&snapshot->policies, g_ptr_array_unref);
   g_free (snapshot);
 }
 

@@ -28,13 +28,15 @@ typedef enum {
   MAMD_STORE_OP_DELETE_WIPE,
   MAMD_STORE_OP_APPEND_EVENT,
   MAMD_STORE_OP_PRUNE_EVENTS,
+  MAMD_STORE_OP_PUT_POLICY,
+  MAMD_STORE_OP_DELETE_POLICY,
 } MamdStoreOpKind;
 
 typedef struct {
   MamdStoreOpKind kind;
   gpointer record;     /* owned copy of the matching record type, or NULL */
   char *key1;          /* DELETE_SESSION: session id; DELETE_REMOVED_SERVER: server id;
-                          DELETE_WIPE: wipe id */
+                          DELETE_WIPE: wipe id; DELETE_POLICY: server id */
   char *key2;          /* DELETE_REMOVED_SERVER: device id */
   gint64 owner_uid;    /* DELETE_REMOVED_SERVER: the removal's owner uid */
   gint64 before;       /* PRUNE_EVENTS: drop events older than this (unix µs) */
@@ -57,6 +59,8 @@ void mamd_store_txn_delete_removed_server (MamdStoreTxn *txn, const char *server
 void mamd_store_txn_put_wipe (MamdStoreTxn *txn, const MamdWipeRecord *rec);
 void mamd_store_txn_delete_wipe (MamdStoreTxn *txn, const char *wipe_id);
 void mamd_store_txn_append_event (MamdStoreTxn *txn, const MamdEventRecord *rec);
+void mamd_store_txn_put_policy (MamdStoreTxn *txn, const MamdPolicyRecord *rec);
+void mamd_store_txn_delete_policy (MamdStoreTxn *txn, const char *server_id);
 /* Drops events older than @before (unix µs) in seq order, stopping at the
  * first one that is new enough (the log never has holes), and at most
  * @max_events of them, so one commit cannot hold the writer for long. */
@@ -68,6 +72,7 @@ typedef struct {
   GPtrArray *users;           /* MamdUserRecord */
   GPtrArray *removed_servers; /* MamdRemovedServerRecord */
   GPtrArray *wipes;           /* MamdWipeRecord */
+  GPtrArray *policies;        /* MamdPolicyRecord: last announced, per server */
   guint64 last_seq;           /* highest event seq ever committed, 0 if none */
 } MamdStoreSnapshot;
 

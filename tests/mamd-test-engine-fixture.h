@@ -57,6 +57,7 @@ void fixture_teardown (Fixture *fx, gconstpointer data);
 /* Opens the store and starts a new engine on it (its clock runs
  * fx->clock_offset ahead). */
 gboolean engine_try_start (Fixture *fx, GError **error);
+/* Starts the engine and waits until what the start changed is durable. */
 void engine_start (Fixture *fx);
 /* Shuts the engine down and finalizes it and the store; no-op if stopped. */
 void engine_stop (Fixture *fx);

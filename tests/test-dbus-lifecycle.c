@@ -196,6 +196,10 @@ test_reload (gconstpointer data)
   }
   mamd_test_daemon_start (d, &error);
   g_assert_no_error (error);
+  /* the first start announces the server: MAM does not apply yet */
+  sig = wait_signal (d, "PolicyChanged", SERVER);
+  g_variant_get (sig->parameters, "(sbbst)", NULL, &applies, &gate_open, NULL, NULL);
+  g_assert_false (applies);
 
   result = mamd_test_daemon_sign_in (d, SERVER, "0c0ffee0-0000-4000-8000-000000000007", "ios",
                                      "dev", &path, &error);

@@ -188,6 +188,7 @@ test_reload_invalid (Fixture *fx, gconstpointer data)
 
   write_server (fx, "chat", "[Server]\nEnable=false\nAuthService=test\n");
   engine_start (fx);
+  g_ptr_array_set_size (fx->signals, 0);
   session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
   config = mamd_engine_get_config (fx->engine);
   seq = mamd_engine_get_last_seq (fx->engine);
@@ -785,8 +786,11 @@ test_license_expiry (Fixture *fx, gconstpointer data)
   write_server (fx, "chat", MAM_SERVER (""));
   write_license (fx, "advanced", 7 * 86400);
   engine_start (fx);
+  /* the first start announces the server */
+  g_assert_cmpuint (count_signals (fx, "policy-changed chat applies open"), ==, 1);
+  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 1);
+  g_ptr_array_set_size (fx->signals, 0);
   session = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-1");
-  g_assert_false (has_signal (fx, "policy-changed"));
   /* a change of the licence is ahead: the timer waits for it, a minute at
    * a time (the wall clock may jump, or stand still for the timer during a
    * suspend) */
@@ -807,7 +811,7 @@ test_license_expiry (Fixture *fx, gconstpointer data)
     g_main_context_iteration (NULL, TRUE);
   g_assert_true (has_signal (fx, "policy-changed chat applies closed"));
   g_assert_cmpuint (count_signals (fx, "policy-changed"), ==, 1);
-  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 1);
+  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 2);
   /* expired for good: nothing left to wait for */
   g_assert_cmpuint (fx->engine->license_id, ==, 0);
   assert_sign_in_fails (fx, "chat", BOB, "ios", "dev-2", MAMD_ERROR_NOT_LICENSED,
@@ -854,6 +858,50 @@ test_restart (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (count_signals (fx, "wipe-requested"), ==, 1);
   s3 = sign_in_ok (fx, &user1, "chat", ALICE, "ios", "dev-3");
   g_assert_cmpuint (s3->seq, >, seq);
+}
+
+/* What changed while mamd was stopped is announced at its start, once:
+ * the policy last announced for each server is stored. */
+static void
+test_restart_policy (Fixture *fx, gconstpointer data)
+{
+  guint64 seq;
+
+  write_server (fx, "chat", MAM_SERVER (""));
+  write_server (fx, "intranet", "[Server]\nEnable=false\n");
+  write_license (fx, "advanced", 7 * 86400);
+  engine_start (fx);
+  g_assert_cmpuint (count_signals (fx, "policy-changed chat applies open"), ==, 1);
+  g_assert_cmpuint (count_signals (fx, "policy-changed intranet off"), ==, 1);
+  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 2);
+  seq = mamd_engine_get_last_seq (fx->engine);
+  engine_stop (fx);
+
+  /* nothing changed: nothing is announced */
+  g_ptr_array_set_size (fx->signals, 0);
+  engine_start (fx);
+  g_assert_false (has_signal (fx, "policy-changed"));
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), ==, seq);
+  engine_stop (fx);
+
+  /* while stopped: the licence expires, a server goes, another comes */
+  fx->clock_offset = 8 * DAY_US;
+  remove_server (fx, "intranet");
+  write_server (fx, "beta", MAM_SERVER (""));
+  engine_start (fx);
+  g_assert_cmpuint (count_signals (fx, "policy-changed chat applies closed"), ==, 1);
+  g_assert_cmpuint (count_signals (fx, "policy-changed beta applies closed"), ==, 1);
+  g_assert_cmpuint (count_signals (fx, "policy-changed intranet off closed server intranet "
+                                       "was removed from the configuration"), ==, 1);
+  g_assert_cmpuint (count_signals (fx, "policy-changed"), ==, 3);
+  g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 5);
+  g_assert_cmpuint (mamd_engine_get_last_seq (fx->engine), >=, seq + 3);
+  engine_stop (fx);
+
+  /* and only once */
+  g_ptr_array_set_size (fx->signals, 0);
+  engine_start (fx);
+  g_assert_false (has_signal (fx, "policy-changed"));
 }
 
 static void
@@ -1170,6 +1218,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/nothing-to-save-waits", test_nothing_to_save_waits);
   ADD ("/mamd/engine/license/expiry", test_license_expiry);
   ADD ("/mamd/engine/restart", test_restart);
+  ADD ("/mamd/engine/restart/policy", test_restart_policy);
   ADD ("/mamd/engine/wipe-expiry", test_wipe_expiry);
   ADD ("/mamd/engine/wipe-ack-late", test_wipe_ack_late);
   ADD ("/mamd/engine/directory-sync", test_directory_sync);

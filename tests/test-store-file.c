@@ -208,6 +208,8 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (session->seq, ==, 7);
   g_assert_cmpuint (snap->users->len, ==, 1);
   g_assert_cmpuint (snap->last_seq, ==, 9);
+  /* version 4: no policy announced yet */
+  g_assert_cmpuint (snap->policies->len, ==, 0);
   /* version 3: removals and wipes belong to the failed session's uid */
   g_assert_cmpuint (snap->removed_servers->len, ==, 1);
   g_assert_cmpint (((MamdRemovedServerRecord *) snap->removed_servers->pdata[0])->owner_uid, ==,
@@ -249,7 +251,7 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
   indexes = sqlite3_column_int64 (stmt, 0);
   sqlite3_finalize (stmt);
   sqlite3_close (db);
-  g_assert_cmpint (version, ==, 3);
+  g_assert_cmpint (version, ==, 4);
   g_assert_cmpint (indexes, ==, 0);
 }
 
@@ -257,7 +259,8 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
  * columns, as mamd wrote it before. On device-2 uid 1001's enrollment
  * failed while uid 1002, which claimed the same device id, had a session
  * there too (revoked a moment later); device-3's wipe was acknowledged, its
- * "server-removed" event names the failed session; device-4 has neither. */
+ * "server-removed" event names the failed session; device-4 has neither.
+ * (Nor has it the version 4 table.) */
 static void
 test_upgrade_from_2 (Fixture *fx, gconstpointer data)
 {
@@ -271,6 +274,7 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
   g_clear_object (&fx->store);
   g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_exec (db,
+    "DROP TABLE policies;"
     "ALTER TABLE wipes DROP COLUMN owner_uid;"
     "DROP TABLE removed_servers;"
     "CREATE TABLE removed_servers ("
@@ -313,6 +317,45 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
 
     g_assert_cmpint (removed->owner_uid, ==, expected);
   }
+  g_assert_cmpuint (snap->policies->len, ==, 0);
+}
+
+/* A version 3 store, as mamd wrote it before: no policies table. The
+ * upgrade keeps what there is and policies can be stored from then on. */
+static void
+test_upgrade_from_3 (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *path = db_path (fx);
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+  MamdPolicyRecord policy = { "chat", TRUE, FALSE, "no licence" };
+  sqlite3 *db = NULL;
+
+  reopen (fx);
+  g_clear_object (&fx->store);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db,
+    "DROP TABLE policies;"
+    "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
+    " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8, 1001);"
+    "PRAGMA user_version=3;", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->wipes->len, ==, 1);
+  g_assert_cmpuint (snap->policies->len, ==, 0);
+  g_clear_pointer (&snap, mamd_store_snapshot_free);
+  mamd_store_txn_put_policy (txn, &policy);
+  commit_sync (fx->store, g_steal_pointer (&txn), &error);
+  g_assert_no_error (error);
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->policies->len, ==, 1);
+  g_assert_true (mamd_policy_record_equal (snap->policies->pdata[0], &policy));
 }
 
 /* ---- locking ---- */
@@ -976,6 +1019,7 @@ main (int argc, char **argv)
   ADD ("/mamd/store/null-column", test_null_column);
   ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
   ADD ("/mamd/store/upgrade-from-2", test_upgrade_from_2);
+  ADD ("/mamd/store/upgrade-from-3", test_upgrade_from_3);
   ADD ("/mamd/store/locked", test_locked);
   ADD ("/mamd/store/write-locked", test_write_locked);
   ADD ("/mamd/store/corrupt", test_corrupt);

@@ -288,6 +288,39 @@ test_round_trip (Fixture *fx, gconstpointer data)
   g_assert_cmpuint (((MamdEventRecord *) g_ptr_array_index (events, 0))->seq, ==, 2);
 }
 
+/* The policy last announced per server: put replaces, delete forgets. */
+static void
+test_policies (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdStoreSnapshot) snap = NULL;
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(MamdStoreTxn) txn2 = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+  MamdPolicyRecord chat = { "chat", TRUE, FALSE, "no licence" };
+  MamdPolicyRecord chat2 = { "chat", TRUE, TRUE, "open" };
+  MamdPolicyRecord intranet = { "intranet", FALSE, TRUE, "open" };
+  const MamdPolicyRecord *got;
+
+  reopen (fx);
+  mamd_store_txn_put_policy (txn, &chat);
+  mamd_store_txn_put_policy (txn, &intranet);
+  commit_sync (fx->store, g_steal_pointer (&txn), &error);
+  g_assert_no_error (error);
+  mamd_store_txn_put_policy (txn2, &chat2);
+  mamd_store_txn_delete_policy (txn2, "intranet");
+  commit_sync (fx->store, g_steal_pointer (&txn2), &error);
+  g_assert_no_error (error);
+
+  reopen (fx);
+  snap = mamd_store_load (fx->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (snap->policies->len, ==, 1);
+  got = g_ptr_array_index (snap->policies, 0);
+  g_assert_true (mamd_policy_record_equal (got, &chat2));
+  g_assert_false (mamd_policy_record_equal (got, &chat));
+  g_assert_cmpstr (got->reason, ==, "open");
+}
+
 /* ---- group commit ---- */
 
 #define N_GROUP 2000
@@ -530,6 +563,7 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/store/time-ordered-id", test_time_ordered_id);
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/mamd/store/round-trip", test_round_trip);
+  ADD ("/mamd/store/policies", test_policies);
   ADD ("/mamd/store/group-commit", test_group_commit);
   ADD ("/mamd/store/last-seq-after-prune", test_last_seq_after_prune);
   ADD ("/mamd/store/prune-in-seq-order", test_prune_in_seq_order);
