@@ -870,7 +870,7 @@ static const MamctlCommand commands[] = {
   { "check-access", "SESSION", "May the session see sensitive content? (exit 4: no)",
     cmd_check_access },
   { "sign-out", "SESSION", "End a session", cmd_sign_out },
-  { "re-add", "SERVER DEVICE", "Allow a device back on a server after a failure", cmd_re_add },
+  { "re-add", "SERVER DEVICE", "Allow a device back on a server after a failure (once its wipe is acknowledged)", cmd_re_add },
   { "ack-wipe", "WIPE", "Acknowledge a wipe", cmd_ack_wipe },
   { "sync", "[SERVER]", "Run directory sync now", cmd_sync },
   { "check", "[--plugin-dir DIR] [CONFIG_DIR]",
