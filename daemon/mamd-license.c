@@ -17,6 +17,9 @@
 #define ED25519_SIGNATURE_SIZE 64
 /* clocks of the signer and of this host may disagree a little */
 #define ISSUED_AT_SKEW (5 * 60)
+/* 9999-12-31T23:59:59Z: the latest time a GDateTime (and so a message) can
+ * show; bounding the times also keeps the skew arithmetic from overflowing */
+#define MAX_LICENSE_TIME G_GINT64_CONSTANT (253402300799)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_PKEY, EVP_PKEY_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
@@ -122,6 +125,15 @@ parse_payload (const char *data, gsize len, GError **error)
       !mamd_json_object_get_int64 (object, "expires_at", TRUE, &license->expires_at, error) ||
       !mamd_json_object_get_string_array (object, "servers", FALSE, &license->servers, error))
     return NULL;
+  if (license->issued_at < 0 || license->issued_at > MAX_LICENSE_TIME ||
+      license->expires_at < 0 || license->expires_at > MAX_LICENSE_TIME)
+    {
+      g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                   "member \"%s\" is not a date from 1970 to 9999",
+                   license->issued_at < 0 || license->issued_at > MAX_LICENSE_TIME
+                     ? "issued_at" : "expires_at");
+      return NULL;
+    }
   if (license->expires_at <= license->issued_at)
     {
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,

@@ -89,6 +89,41 @@ write_signed (Fixture *fx, const char *payload, const char *private_key)
   g_assert_no_error (error);
 }
 
+/* Signs @payload as it is, without the checks mamd_license_sign() makes:
+ * what another issuer's tool could produce. */
+static void
+write_signed_raw (Fixture *fx, const char *payload)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *pem = NULL;
+  g_autofree char *payload_b64 = NULL;
+  g_autofree char *signature_b64 = NULL;
+  g_autofree char *text = NULL;
+  guint8 signature[64];
+  size_t signature_len = sizeof signature;
+  EVP_PKEY *pkey;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
+  BIO *bio;
+
+  g_file_get_contents (fx->private_key, &pem, NULL, &error);
+  g_assert_no_error (error);
+  bio = BIO_new_mem_buf (pem, -1);
+  pkey = PEM_read_bio_PrivateKey (bio, NULL, NULL, NULL);
+  g_assert_nonnull (pkey);
+  g_assert_cmpint (EVP_DigestSignInit (ctx, NULL, NULL, NULL, pkey), ==, 1);
+  g_assert_cmpint (EVP_DigestSign (ctx, signature, &signature_len, (const guint8 *) payload,
+                                   strlen (payload)), ==, 1);
+  payload_b64 = mamd_base64url_encode ((const guint8 *) payload, strlen (payload));
+  signature_b64 = mamd_base64url_encode (signature, signature_len);
+  text = g_strdup_printf ("{\"payload\": \"%s\", \"signature\": \"%s\"}", payload_b64,
+                          signature_b64);
+  g_file_set_contents (fx->license, text, -1, &error);
+  g_assert_no_error (error);
+  EVP_MD_CTX_free (ctx);
+  EVP_PKEY_free (pkey);
+  BIO_free (bio);
+}
+
 static MamdLicense *
 load_ok (Fixture *fx)
 {
@@ -328,6 +363,13 @@ test_bad_payload_refused (Fixture *fx, gconstpointer data)
     "{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
     "\"issued_at\": 5, \"expires_at\": 2}",
     "{\"id\": \"x\", \"id\": \"y\"}",
+    /* times that overflow the skew arithmetic or no date can show */
+    "{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
+    "\"issued_at\": -9223372036854775808, \"expires_at\": 1800000000}",
+    "{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
+    "\"issued_at\": 1700000000, \"expires_at\": 9223372036854775807}",
+    "{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
+    "\"issued_at\": -10, \"expires_at\": 1800000000}",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
@@ -337,6 +379,30 @@ test_bad_payload_refused (Fixture *fx, gconstpointer data)
       g_assert_null (text);
       g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
     }
+}
+
+static void
+test_times_out_of_range (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *payload = NULL;
+
+  /* issued_at - skew would overflow in mamd_license_next_change () */
+  payload = payload_for ("advanced", G_MININT64, 1800000000, NULL);
+  write_signed_raw (fx, payload);
+  assert_load_fails (fx, fx->public_key, "member \"issued_at\" is not a date from 1970 to 9999");
+  g_clear_pointer (&payload, g_free);
+  payload = payload_for ("advanced", 1700000000, G_MAXINT64, NULL);
+  write_signed_raw (fx, payload);
+  assert_load_fails (fx, fx->public_key, "member \"expires_at\" is not a date from 1970 to 9999");
+
+  /* the last second of 9999 is the latest a licence may name */
+  g_clear_pointer (&payload, g_free);
+  payload = payload_for ("advanced", 0, 253402300799, NULL);
+  write_signed_raw (fx, payload);
+  {
+    g_autoptr(MamdLicense) license = load_ok (fx);
+    g_assert_cmpint (mamd_license_next_change (license, fx->now), ==, 253402300799);
+  }
 }
 
 static void
@@ -528,6 +594,7 @@ main (int argc, char **argv)
   ADD ("other-key", test_other_key);
   ADD ("malformed", test_malformed);
   ADD ("bad-payload-refused", test_bad_payload_refused);
+  ADD ("times-out-of-range", test_times_out_of_range);
   ADD ("public-key", test_public_key);
   ADD ("tool", test_tool);
 #undef ADD

@@ -55,7 +55,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     g_autoptr(GError) check_error = NULL;
     gboolean ok = mamd_license_check_mam (license, "chat", 1700000000, &check_error);
 
+    gint64 next = mamd_license_next_change (license, 1700000000);
+
     g_assert (ok == (check_error == NULL));
+    g_assert (next == 0 || next > 1700000000);
   } else {
     g_assert_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED);
   }
