@@ -105,6 +105,28 @@ mamd_license_copy (const MamdLicense *license)
   return copy;
 }
 
+/* A member this mamd does not know may be a restriction it would ignore
+ * (or a misspelt "servers", which would make a licence for every server). */
+static gboolean
+check_known_members (JsonObject *object, GError **error)
+{
+  static const char *const known[] = { "id", "licensee", "sku_short_name", "issued_at",
+                                       "expires_at", "servers", NULL };
+  JsonObjectIter iter;
+  const char *name;
+
+  json_object_iter_init (&iter, object);
+  while (json_object_iter_next (&iter, &name, NULL))
+    if (!g_strv_contains (known, name))
+      {
+        g_autofree char *shown = g_strescape (name, NULL);
+        g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS, "unknown member \"%.64s\"",
+                     shown);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 /* Parses the payload; MAMD_ERROR_INVALID_ARGS naming the member. */
 static MamdLicense *
 parse_payload (const char *data, gsize len, GError **error)
@@ -118,6 +140,8 @@ parse_payload (const char *data, gsize len, GError **error)
   if (root == NULL)
     return NULL;
   object = json_node_get_object (root);
+  if (!check_known_members (object, error))
+    return NULL;
   if (!mamd_json_object_get_string (object, "id", TRUE, &id, error) ||
       !mamd_json_object_get_string (object, "licensee", TRUE, &licensee, error) ||
       !mamd_json_object_get_string (object, "sku_short_name", TRUE, &sku, error) ||

@@ -5,7 +5,8 @@
  *                    decoded payload bytes>" }
  * Payload: { "id": string, "licensee": string, "sku_short_name": string,
  *            "issued_at": integer unix seconds, "expires_at": integer unix
- *            seconds, "servers": optional array of server ids covered }
+ *            seconds, "servers": optional array of server ids covered };
+ *          no other member (one this mamd does not know is refused).
  * Verified with OpenSSL against the configured PEM public key.
  */
 #pragma once

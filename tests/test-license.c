@@ -406,6 +406,28 @@ test_times_out_of_range (Fixture *fx, gconstpointer data)
 }
 
 static void
+test_unknown_member (Fixture *fx, gconstpointer data)
+{
+  /* a misspelt "servers" must not make a licence for every server, nor a
+   * restriction this mamd does not know be ignored */
+  static const char *const extra[] = { "\"server\": [\"chat\"]", "\"not_before\": 1900000000" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (extra); i++)
+    {
+      g_autofree char *payload = g_strdup_printf (
+        "{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
+        "\"issued_at\": 1700000000, \"expires_at\": 1800000000, %s}", extra[i]);
+      g_autoptr(GError) error = NULL;
+      g_autofree char *text = mamd_license_sign (payload, fx->private_key, &error);
+
+      g_assert_null (text);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
+      write_signed_raw (fx, payload);
+      assert_load_fails (fx, fx->public_key, "unknown member \"");
+    }
+}
+
+static void
 write_rsa_public_key (const char *path)
 {
   EVP_PKEY *pkey = EVP_PKEY_Q_keygen (NULL, NULL, "RSA", (size_t) 2048);
@@ -595,6 +617,7 @@ main (int argc, char **argv)
   ADD ("malformed", test_malformed);
   ADD ("bad-payload-refused", test_bad_payload_refused);
   ADD ("times-out-of-range", test_times_out_of_range);
+  ADD ("unknown-member", test_unknown_member);
   ADD ("public-key", test_public_key);
   ADD ("tool", test_tool);
 #undef ADD
