@@ -127,6 +127,21 @@ check_known_members (JsonObject *object, GError **error)
   return TRUE;
 }
 
+/* The SKU reaches gate reasons (logs, signals), the licensee and id
+ * GetStatus: a line break or a terminal escape sequence there is refused. */
+static gboolean
+check_printable (const char *member, const char *value, GError **error)
+{
+  for (const char *p = value; *p != '\0'; p = g_utf8_next_char (p))
+    if (g_unichar_iscntrl (g_utf8_get_char (p)))
+      {
+        g_set_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS,
+                     "member \"%s\" has a control character", member);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 /* Parses the payload; MAMD_ERROR_INVALID_ARGS naming the member. */
 static MamdLicense *
 parse_payload (const char *data, gsize len, GError **error)
@@ -147,8 +162,13 @@ parse_payload (const char *data, gsize len, GError **error)
       !mamd_json_object_get_string (object, "sku_short_name", TRUE, &sku, error) ||
       !mamd_json_object_get_int64 (object, "issued_at", TRUE, &license->issued_at, error) ||
       !mamd_json_object_get_int64 (object, "expires_at", TRUE, &license->expires_at, error) ||
-      !mamd_json_object_get_string_array (object, "servers", FALSE, &license->servers, error))
+      !mamd_json_object_get_string_array (object, "servers", FALSE, &license->servers, error) ||
+      !check_printable ("id", id, error) || !check_printable ("licensee", licensee, error) ||
+      !check_printable ("sku_short_name", sku, error))
     return NULL;
+  for (guint i = 0; license->servers != NULL && license->servers[i] != NULL; i++)
+    if (!check_printable ("servers", license->servers[i], error))
+      return NULL;
   if (license->issued_at < 0 || license->issued_at > MAX_LICENSE_TIME ||
       license->expires_at < 0 || license->expires_at > MAX_LICENSE_TIME)
     {

@@ -6,7 +6,8 @@
  * Payload: { "id": string, "licensee": string, "sku_short_name": string,
  *            "issued_at": integer unix seconds, "expires_at": integer unix
  *            seconds, "servers": optional array of server ids covered };
- *          no other member (one this mamd does not know is refused).
+ *          no other member (one this mamd does not know is refused), no
+ *          control character in a string.
  * Verified with OpenSSL against the configured PEM public key.
  */
 #pragma once

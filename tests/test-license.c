@@ -428,6 +428,46 @@ test_unknown_member (Fixture *fx, gconstpointer data)
 }
 
 static void
+test_control_characters (Fixture *fx, gconstpointer data)
+{
+  /* the SKU reaches gate reasons (logs, signals), the licensee GetStatus */
+  static const struct {
+    const char *sku, *licensee, *why;
+  } bad[] = {
+    { "x\\nmamd: licence accepted", "y", "member \"sku_short_name\" has a control character" },
+    { "advanced", "y\\u001b[2J", "member \"licensee\" has a control character" },
+    { "advanced", "y\\u0085", "member \"licensee\" has a control character" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *payload = g_strdup_printf (
+        "{\"id\": \"x\", \"licensee\": \"%s\", \"sku_short_name\": \"%s\", "
+        "\"issued_at\": 1700000000, \"expires_at\": 1800000000}", bad[i].licensee, bad[i].sku);
+      g_autoptr(GError) error = NULL;
+      g_autofree char *text = mamd_license_sign (payload, fx->private_key, &error);
+
+      g_assert_null (text);
+      g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_ARGS);
+      write_signed_raw (fx, payload);
+      assert_load_fails (fx, fx->public_key, bad[i].why);
+    }
+
+  /* letters of any script are names, not controls */
+  {
+    g_autofree char *payload = g_strdup_printf (
+      "{\"id\": \"x\", \"licensee\": \"M\xc3\xbcller \\u00c4G\", \"sku_short_name\": "
+      "\"advanced\", \"issued_at\": %" G_GINT64_FORMAT ", \"expires_at\": %" G_GINT64_FORMAT "}",
+      fx->now - DAY, fx->now + DAY);
+    g_autoptr(MamdLicense) license = NULL;
+
+    write_signed (fx, payload, fx->private_key);
+    license = load_ok (fx);
+    g_assert_cmpstr (license->licensee, ==, "M\xc3\xbcller \xc3\x84G");
+  }
+}
+
+static void
 write_rsa_public_key (const char *path)
 {
   EVP_PKEY *pkey = EVP_PKEY_Q_keygen (NULL, NULL, "RSA", (size_t) 2048);
@@ -618,6 +658,7 @@ main (int argc, char **argv)
   ADD ("bad-payload-refused", test_bad_payload_refused);
   ADD ("times-out-of-range", test_times_out_of_range);
   ADD ("unknown-member", test_unknown_member);
+  ADD ("control-characters", test_control_characters);
   ADD ("public-key", test_public_key);
   ADD ("tool", test_tool);
 #undef ADD
