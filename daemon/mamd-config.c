@@ -17,7 +17,8 @@ static const MamdConfigKey config_keys[] = {
   { DAEMON_FILE, "Daemon", "LicenseFile", "string", "license.json",
     "Signed licence file; a relative path is resolved against the configuration directory" },
   { DAEMON_FILE, "Daemon", "LicensePublicKey", "string", "license-public.pem",
-    "Ed25519 public key (PEM) that verifies the licence; relative to the configuration directory" },
+    "Ed25519 public key (PEM) that verifies the licence; relative to the configuration "
+    "directory; a file that also holds a private key is refused" },
   { DAEMON_FILE, "Daemon", "ClientUsers", "string list", "",
     "User names allowed to call host-integrator methods (root and the daemon's own user always "
     "may); resolved to uids at start and at every reload, so reload after adding, renaming or "

@@ -54,6 +54,14 @@ read_pem_key (const char *path, gboolean private_key, GError **error)
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_FAILED, local_error->message);
       return NULL;
     }
+  /* PEM_read_bio_PUBKEY() skips other blocks, a private key among them */
+  if (!private_key && g_strstr_len (pem, (gssize) len, "PRIVATE KEY-----") != NULL)
+    {
+      g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_FAILED,
+                           "it holds a private key: keep the licence signing key off this "
+                           "host and give the public key alone");
+      return NULL;
+    }
   bio = BIO_new_mem_buf (pem, (int) len);
   if (private_key)
     pkey = PEM_read_bio_PrivateKey (bio, NULL, NULL, NULL);

@@ -518,6 +518,25 @@ test_public_key (Fixture *fx, gconstpointer data)
   expected = g_strdup_printf ("licence public key %s unusable: ", fx->private_key);
   assert_load_fails (fx, fx->private_key, expected);
 
+  /* nor beside it: a key file that also holds the private key (cat
+   * private.pem public.pem) leaks the signing key wherever it is copied */
+  {
+    g_autofree char *private_pem = NULL;
+    g_autofree char *public_pem = NULL;
+    g_autofree char *both = NULL;
+
+    g_file_get_contents (fx->private_key, &private_pem, NULL, &error);
+    g_assert_no_error (error);
+    g_file_get_contents (fx->public_key, &public_pem, NULL, &error);
+    g_assert_no_error (error);
+    both = g_strconcat (private_pem, public_pem, NULL);
+    g_file_set_contents (junk, both, -1, &error);
+    g_assert_no_error (error);
+    g_clear_pointer (&expected, g_free);
+    expected = g_strdup_printf ("licence public key %s unusable: it holds a private key", junk);
+    assert_load_fails (fx, junk, expected);
+  }
+
   g_assert_cmpint (g_stat (fx->private_key, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0600);
   g_assert_cmpint (g_unlink (junk), ==, 0);
