@@ -58,8 +58,8 @@ read_pem_key (const char *path, gboolean private_key, GError **error)
   if (!private_key && g_strstr_len (pem, (gssize) len, "PRIVATE KEY-----") != NULL)
     {
       g_set_error_literal (error, MAMD_ERROR, MAMD_ERROR_FAILED,
-                           "it holds a private key: keep the licence signing key off this "
-                           "host and give the public key alone");
+                           "it holds a private key (keep the licence signing key off this "
+                           "host)");
       return NULL;
     }
   bio = BIO_new_mem_buf (pem, (int) len);
@@ -283,13 +283,15 @@ mamd_license_load (const char *license_path, const char *public_key_path, GError
                      license_path);
       else
         g_set_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
-                     "licence %s is unreadable: %s", license_path, local_error->message);
+                     "licence %s is unreadable: %s: install the licence file as issued, a "
+                     "regular file mamd can read", license_path, local_error->message);
       return NULL;
     }
   if (!parse_envelope (contents, len, &payload, &signature, &local_error))
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
-                   "licence %s is not valid JSON: %s", license_path, local_error->message);
+                   "licence %s is not valid JSON: %s: install the licence file exactly as issued",
+                   license_path, local_error->message);
       return NULL;
     }
 
@@ -303,7 +305,9 @@ mamd_license_load (const char *license_path, const char *public_key_path, GError
   if (pkey == NULL)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
-                   "licence public key %s unusable: %s", public_key_path, local_error->message);
+                   "licence public key %s unusable: %s: set [Daemon] LicensePublicKey to the "
+                   "Ed25519 public key (PEM) of the licence's issuer", public_key_path,
+                   local_error->message);
       return NULL;
     }
   if (!verify_signature (pkey, payload, signature))
@@ -322,8 +326,8 @@ mamd_license_load (const char *license_path, const char *public_key_path, GError
   if (license == NULL)
     {
       g_set_error (error, MAMD_ERROR, MAMD_ERROR_NOT_LICENSED,
-                   "licence %s is not valid JSON: payload: %s", license_path,
-                   local_error->message);
+                   "licence %s is not valid: payload: %s: ask its issuer for a new licence",
+                   license_path, local_error->message);
       return NULL;
     }
   return g_steal_pointer (&license);

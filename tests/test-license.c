@@ -467,6 +467,41 @@ test_control_characters (Fixture *fx, gconstpointer data)
   }
 }
 
+/* Every reason a licence is refused says what to do next. */
+static void
+test_next_steps (Fixture *fx, gconstpointer data)
+{
+  g_autofree char *payload = payload_for ("advanced", fx->now - DAY, fx->now + DAY, NULL);
+  g_autoptr(GError) error = NULL;
+
+  /* a directory where the licence file belongs */
+  {
+    g_autoptr(MamdLicense) license = mamd_license_load (fx->dir, fx->public_key, &error);
+
+    g_assert_null (license);
+    assert_message (error, "not a regular file: install the licence file as issued, "
+                           "a regular file mamd can read");
+    g_clear_error (&error);
+  }
+
+  g_file_set_contents (fx->license, "{\"payload\": \"e30\"}", -1, &error);
+  g_assert_no_error (error);
+  assert_load_fails (fx, fx->public_key, "\"signature\" is missing: install the licence file "
+                                         "exactly as issued");
+
+  write_signed (fx, payload, fx->private_key);
+  assert_load_fails (fx, fx->dir, "not a regular file: set [Daemon] LicensePublicKey to the "
+                                  "Ed25519 public key (PEM) of the licence's issuer");
+
+  /* signed, so only its issuer can mend it */
+  g_clear_pointer (&payload, g_free);
+  payload = g_strdup ("{\"id\": \"x\", \"licensee\": \"y\", \"sku_short_name\": \"advanced\", "
+                      "\"issued_at\": 1700000000, \"expires_at\": 1800000000, \"extra\": 1}");
+  write_signed_raw (fx, payload);
+  assert_load_fails (fx, fx->public_key, "unknown member \"extra\": ask its issuer for a new "
+                                         "licence");
+}
+
 static void
 write_rsa_public_key (const char *path)
 {
@@ -678,6 +713,7 @@ main (int argc, char **argv)
   ADD ("times-out-of-range", test_times_out_of_range);
   ADD ("unknown-member", test_unknown_member);
   ADD ("control-characters", test_control_characters);
+  ADD ("next-steps", test_next_steps);
   ADD ("public-key", test_public_key);
   ADD ("tool", test_tool);
 #undef ADD
