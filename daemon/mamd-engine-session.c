@@ -740,7 +740,9 @@ removals_to_undo (MamdEngine *self, const MamdCaller *caller, const char *server
 
 /* The wipe the failure behind @removed requested, while it is pending: the
  * server's old data may still be on the device, and a client acting on the
- * wipe late would take the new data with it. */
+ * wipe late would take the new data with it. A wipe or removal whose owner
+ * is unknown (-1, from a store of schema 2) may be any uid's: it matches
+ * every removal or wipe of its server and device. */
 static const MamdWipeRecord *
 pending_wipe_of (MamdEngine *self, const MamdRemovedServerRecord *removed)
 {
@@ -752,7 +754,8 @@ pending_wipe_of (MamdEngine *self, const MamdRemovedServerRecord *removed)
     const MamdWipeRecord *wipe = value;
 
     if (g_strcmp0 (wipe->server_id, removed->server_id) == 0 &&
-        wipe->owner_uid == removed->owner_uid &&
+        (wipe->owner_uid == removed->owner_uid || wipe->owner_uid == -1 ||
+         removed->owner_uid == -1) &&
         g_strcmp0 (wipe->device_id, removed->device_id) == 0)
       return wipe;
   }
@@ -788,12 +791,16 @@ mamd_engine_readd_server_async (MamdEngine *self, const MamdCaller *caller,
     const MamdWipeRecord *wipe = pending_wipe_of (self, g_ptr_array_index (undo, i));
 
     if (wipe != NULL) {
+      /* one whose owner is unknown only an administrator may acknowledge */
       g_task_return_new_error (task, MAMD_ERROR, MAMD_ERROR_INVALID_STATE,
                                "the wipe of server %s's data on device '%s' is still "
-                               "pending: the app must wipe that server's data and "
-                               "acknowledge wipe %s (AcknowledgeWipe, mamctl ack-wipe) "
-                               "before the server is re-added",
-                               wipe->server_id, wipe->device_id, wipe->id);
+                               "pending: the app must wipe that server's data and %s "
+                               "wipe %s (AcknowledgeWipe, mamctl ack-wipe) before the "
+                               "server is re-added",
+                               wipe->server_id, wipe->device_id,
+                               mamd_engine_caller_may_ack_wipe (self, caller, wipe)
+                                 ? "acknowledge" : "an administrator acknowledge",
+                               wipe->id);
       return;
     }
   }

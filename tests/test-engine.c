@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include "mamd-test-engine-fixture.h"
@@ -657,6 +658,83 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   again = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-d");
 }
 
+/* Sets the owner of the one row of @table (removed_servers or wipes) to
+ * @uid; -1 is what the upgrade from schema 2 leaves where the failed
+ * session was gone (signed out, say). The engine must be stopped. */
+static void
+set_owner (Fixture *fx, const char *table, gint64 uid)
+{
+  g_autofree char *path = g_build_filename (fx->state, "state.db", NULL);
+  g_autofree char *sql = g_strdup_printf ("UPDATE %s SET owner_uid = %" G_GINT64_FORMAT,
+                                          table, uid);
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_changes (db), ==, 1);
+  sqlite3_close (db);
+}
+
+/* A wipe or removal carried over from schema 2 without an owner: whose
+ * failure it came from is unknown, so it holds up the re-adding of every
+ * removal of its server and device while the wipe is pending. */
+static void
+test_readd_unknown_owner (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(MamdEngineResult) session = NULL;
+  g_autoptr(MamdEngineResult) result = NULL;
+  g_autoptr(GPtrArray) wipes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *wipe_id = NULL;
+
+  write_server (fx, "alpha", MAM_SERVER (""));
+  engine_start (fx);
+  session = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-u");
+  result = report (fx, &user1, session->session->id, MAMD_ENROLLMENT_FAILED, 201, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  wipes = mamd_engine_list_wipes (fx->engine);
+  g_assert_cmpuint (wipes->len, ==, 1);
+  wipe_id = g_strdup (((MamdWipeRecord *) g_ptr_array_index (wipes, 0))->id);
+  g_clear_pointer (&wipes, g_ptr_array_unref);
+  engine_stop (fx);
+
+  /* the wipe's owner is unknown, the removal is uid 1001's */
+  set_owner (fx, "wipes", -1);
+  engine_start (fx);
+  result = readd (fx, &user1, "alpha", "dev-u", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_assert_nonnull (strstr (error->message, wipe_id));
+  g_assert_nonnull (strstr (error->message, "an administrator"));
+  g_clear_error (&error);
+  result = readd (fx, &admin, "alpha", "dev-u", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_clear_error (&error);
+  g_assert_cmpuint (count_events (fx, "server-readded"), ==, 0);
+  engine_stop (fx);
+
+  /* the removal's owner is unknown (it refuses every uid), the wipe is
+   * uid 1001's: no re-add while it is pending either */
+  set_owner (fx, "wipes", 1001);
+  set_owner (fx, "removed_servers", -1);
+  engine_start (fx);
+  result = readd (fx, &admin, "alpha", "dev-u", &error);
+  g_assert_error (error, MAMD_ERROR, MAMD_ERROR_INVALID_STATE);
+  g_assert_nonnull (strstr (error->message, wipe_id));
+  g_clear_error (&error);
+  assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-u", MAMD_ERROR_SERVER_REMOVED, NULL);
+
+  /* acknowledged: the administrator re-adds it */
+  result = ack_wipe (fx, &user1, wipe_id, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  result = readd (fx, &admin, "alpha", "dev-u", &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, mamd_engine_result_free);
+  g_clear_pointer (&session, mamd_engine_result_free);
+  session = sign_in_ok (fx, &user1, "alpha", ALICE, "ios", "dev-u");
+}
+
 /* A failure reported on an enrolled session revokes it too. */
 static void
 test_enroll_failed_after_enrolled (Fixture *fx, gconstpointer data)
@@ -769,6 +847,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/enrollment/declined", test_enroll_declined);
   ADD ("/mamd/engine/enrollment/failed-isolation", test_enroll_failed_isolation);
   ADD ("/mamd/engine/enrollment/failed-after-enrolled", test_enroll_failed_after_enrolled);
+  ADD ("/mamd/engine/readd/unknown-owner", test_readd_unknown_owner);
   ADD ("/mamd/engine/owner", test_owner_checks);
   ADD ("/mamd/engine/uid-cap", test_uid_cap);
 
