@@ -62,7 +62,7 @@ struct _MamdEngine {
   guint sync_id;
   guint sync_interval;
   GHashTable *syncing;            /* "server\x1fmethod" of the directory syncs
-                                     under way -> gint64 * monotonic start, µs */
+                                     under way -> their job (not owned) */
   guint license_id;
   guint gate_idle_id;
   GPtrArray *gate_handlers;       /* GateHandler */
@@ -161,5 +161,10 @@ void mamd_engine_connect_plugins (MamdEngine *self);
 void mamd_engine_disconnect_plugins (MamdEngine *self);
 /* Deactivates every live plugin config and drops the server table. */
 void mamd_engine_release_servers (MamdEngine *self);
+
+/* mamd-engine-sync.c */
+/* Gives up on every directory sync under way and waits until each has
+ * answered (at a stop, before the last flush). */
+void mamd_engine_stop_syncs (MamdEngine *self);
 
 G_END_DECLS

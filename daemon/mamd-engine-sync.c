@@ -18,6 +18,7 @@ typedef struct {
   MamdPlugin *plugin;  /* ref */
   GObject *config;     /* ref */
   MamdEngineDeadline deadline; /* DirectorySyncTimeout */
+  gint64 started;      /* monotonic, µs */
 } SyncJob;
 
 typedef struct {
@@ -70,16 +71,16 @@ add_jobs (MamdEngine *self, MamdEngineServer *srv, GTask *task, GPtrArray *jobs)
     MamdPlugin *plugin = mamd_plugin_loader_lookup (self->plugins, method);
     GObject *config = g_hash_table_lookup (srv->plugin_configs, method);
     g_autofree char *key = NULL;
-    const gint64 *started;
+    const SyncJob *running;
     SyncJob *job;
 
     if (plugin == NULL || config == NULL ||
         (mamd_plugin_get_capabilities (plugin) & MAMD_PLUGIN_CAP_DIRECTORY_SYNC) == 0)
       continue;
     key = g_strdup_printf ("%s\x1f%s", sc->id, method);
-    started = g_hash_table_lookup (self->syncing, key);
-    if (started != NULL) {
-      gint64 ago = (g_get_monotonic_time () - *started) / G_USEC_PER_SEC;
+    running = g_hash_table_lookup (self->syncing, key);
+    if (running != NULL) {
+      gint64 ago = (g_get_monotonic_time () - running->started) / G_USEC_PER_SEC;
 
       if (sd->background)
         g_message ("directory sync of server %s through %s not started: the one started "
@@ -269,15 +270,31 @@ mamd_engine_sync_directory_async (MamdEngine *self, const char *server_id,
   sd->n_left = jobs->len;
   for (guint i = 0; i < jobs->len; i++) {
     SyncJob *job = g_ptr_array_index (jobs, i);
-    gint64 *started = g_new (gint64, 1);
 
-    *started = g_get_monotonic_time ();
-    g_hash_table_insert (self->syncing, g_strdup (job->key), started);
+    job->started = g_get_monotonic_time ();
+    g_hash_table_insert (self->syncing, g_strdup (job->key), job);
     mamd_engine_deadline_start (&job->deadline, cancellable,
                                 self->config->daemon->sync_timeout);
     mamd_plugin_sync_async (job->plugin, job->config, job->deadline.cancellable, job_call_cb,
                             job);
   }
+}
+
+/* At a stop: gives up on every sync under way, whoever started it (its
+ * plugin call answers Cancelled at once, from an idle), and waits for them,
+ * so that no listing is applied after the last commit and no sync keeps
+ * the engine alive. */
+void
+mamd_engine_stop_syncs (MamdEngine *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->syncing);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_cancellable_cancel (((SyncJob *) value)->deadline.cancellable);
+  while (g_hash_table_size (self->syncing) > 0)
+    g_main_context_iteration (NULL, TRUE);
 }
 
 gboolean

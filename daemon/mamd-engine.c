@@ -621,7 +621,7 @@ mamd_engine_init (MamdEngine *self)
   self->policies = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                           (GDestroyNotify) mamd_policy_record_free);
   self->gate_handlers = g_ptr_array_new_with_free_func (g_free);
-  self->syncing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->syncing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->next_seq = 1;
 }
 
@@ -730,6 +730,7 @@ mamd_engine_shutdown (MamdEngine *self, GError **error)
 {
   mamd_engine_stop_timers (self);
   mamd_engine_disconnect_plugins (self);
+  mamd_engine_stop_syncs (self);
   if (!mamd_store_flush (self->store, error))
     return FALSE;
   /* the commits are durable; let their callbacks finish the callers' tasks */

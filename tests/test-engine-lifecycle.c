@@ -589,6 +589,48 @@ test_sync_per_job (Fixture *fx, gconstpointer data)
   engine_stop (fx);
 }
 
+/* A stop gives up on the directory syncs under way, the timer's and a
+ * caller's: the caller is answered, no listing is applied after the last
+ * commit, and no sync keeps the engine alive. */
+static void
+test_sync_shutdown (Fixture *fx, gconstpointer data)
+{
+  g_autoptr(HeldPlugin) held = held_plugin_add (fx);
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_server (fx, "chat", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  write_server (fx, "other", MAM_SERVER ("AutoCreateUsers=false\n[held]\n"));
+  engine_start (fx);
+  mamd_engine_sync_directory_async (fx->engine, "chat", NULL, NULL, NULL); /* a timer tick */
+  mamd_engine_sync_directory_async (fx->engine, "other", NULL, got_result, fx);
+  g_assert_cmpuint (g_queue_get_length (&held->syncs), ==, 2);
+
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING,
+                         "directory sync of server * through held failed: *");
+  g_test_expect_message ("mamd", G_LOG_LEVEL_WARNING,
+                         "directory sync of server * through held failed: *");
+  g_assert_true (mamd_engine_shutdown (fx->engine, &error));
+  g_assert_no_error (error);
+  g_test_assert_expected_messages ();
+  g_assert_nonnull (fx->result);
+  res = wait_result (fx);
+  g_assert_false (mamd_engine_sync_directory_finish (fx->engine, res, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_clear_object (&res);
+  engine_stop (fx);
+
+  /* the plugins' late answers provision nobody */
+  held_release_sync (held, ALICE);
+  held_release_sync (held, ALICE);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  engine_start (fx);
+  g_assert_cmpuint (count_events (fx, "directory-synced"), ==, 0);
+  engine_stop (fx);
+}
+
 /* A plugin that does not answer within SignInTimeout is given up on: the
  * sign-in fails with PluginUnavailable, and the late answer creates
  * nothing. */
@@ -1225,6 +1267,7 @@ main (int argc, char **argv)
   ADD ("/mamd/engine/directory-sync/at-start", test_directory_sync_at_start);
   ADD ("/mamd/engine/directory-sync/hung", test_sync_hung);
   ADD ("/mamd/engine/directory-sync/per-job", test_sync_per_job);
+  ADD ("/mamd/engine/directory-sync/shutdown", test_sync_shutdown);
   ADD ("/mamd/engine/start/invalid-config", test_start_invalid);
   ADD ("/mamd/engine/store-failure", test_store_failure);
   ADD ("/mamd/engine/when-committed", test_when_committed);
