@@ -270,8 +270,36 @@ prepare_read (MamdStoreSqlite *self, const char *sql, GError **error)
 
 typedef gpointer (*RowFunc) (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error);
 
+/* Another program may have written the file: text goes into GVariant
+ * strings (signals, events, replies), so the first @n_columns columns must
+ * hold UTF-8 without a NUL, a number or NULL. */
+static gboolean
+check_text (MamdStoreSqlite *self, sqlite3_stmt *stmt, const char *what, int n_columns,
+            GError **error)
+{
+  for (int i = 0; i < n_columns; i++) {
+    const char *text;
+    const char *key;
+    int type = sqlite3_column_type (stmt, i);
+
+    if (type != SQLITE_TEXT && type != SQLITE_BLOB)
+      continue;
+    text = (const char *) sqlite3_column_text (stmt, i);
+    if (text == NULL || g_utf8_validate_len (text, (gsize) sqlite3_column_bytes (stmt, i), NULL))
+      continue;
+    key = (const char *) sqlite3_column_text (stmt, 0);
+    g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+                 "could not read %s %s from %s: %s is not UTF-8 text: restore a backup", what,
+                 i > 0 && key != NULL && g_utf8_validate (key, -1, NULL) ? key : "(unreadable)",
+                 self->db_path, sqlite3_column_name (stmt, i));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Every row of @sql, each column of it checked by check_text(). */
 static GPtrArray *
-read_table (MamdStoreSqlite *self, const char *sql, RowFunc row_func,
+read_table (MamdStoreSqlite *self, const char *sql, const char *what, RowFunc row_func,
             GDestroyNotify free_func, GError **error)
 {
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (free_func);
@@ -281,7 +309,9 @@ read_table (MamdStoreSqlite *self, const char *sql, RowFunc row_func,
   if (stmt == NULL)
     return NULL;
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-    gpointer row = row_func (self, stmt, error);
+    gpointer row = check_text (self, stmt, what, sqlite3_column_count (stmt), error)
+                     ? row_func (self, stmt, error)
+                     : NULL;
 
     if (row == NULL) {
       sqlite3_finalize (stmt);
@@ -319,6 +349,20 @@ check_not_null (MamdStoreSqlite *self, sqlite3_stmt *stmt, const char *what, con
   return TRUE;
 }
 
+/* A session or wipe id names a D-Bus object path or is looked up as one. */
+static gboolean
+check_id (MamdStoreSqlite *self, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+  const char *id = (const char *) sqlite3_column_text (stmt, 0);
+
+  if (mamd_id_is_valid (id))
+    return TRUE;
+  g_set_error (error, MAMD_ERROR, MAMD_ERROR_STORE,
+               "could not read a %s from %s: its id is not 32 lowercase hex characters: "
+               "restore a backup", what, self->db_path);
+  return FALSE;
+}
+
 static gpointer
 session_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
 {
@@ -327,7 +371,8 @@ session_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
   g_autoptr(MamdSessionRecord) rec = NULL;
   const char *state = (const char *) sqlite3_column_text (stmt, 12);
 
-  if (!check_not_null (self, stmt, "session", required, G_N_ELEMENTS (required), error))
+  if (!check_not_null (self, stmt, "session", required, G_N_ELEMENTS (required), error) ||
+      !check_id (self, stmt, "session", error))
     return NULL;
   rec = mamd_session_record_new ();
 
@@ -390,7 +435,8 @@ wipe_from_row (MamdStoreSqlite *self, sqlite3_stmt *stmt, GError **error)
   static const int required[] = { 0 }; /* id */
   MamdWipeRecord *rec;
 
-  if (!check_not_null (self, stmt, "wipe", required, G_N_ELEMENTS (required), error))
+  if (!check_not_null (self, stmt, "wipe", required, G_N_ELEMENTS (required), error) ||
+      !check_id (self, stmt, "wipe", error))
     return NULL;
   rec = mamd_wipe_record_new ();
 
@@ -449,28 +495,30 @@ load_tables (MamdStoreSqlite *self, MamdStoreSnapshot *snapshot, GError **error)
   snapshot->sessions = read_table (self,
     "SELECT id, server_id, method, object_id, tenant_id, user_name, device_id, platform,"
     " id_attribute, id_source, reason, owner_uid, state, mam_required, created, updated,"
-    " seq FROM sessions", session_from_row,
+    " seq FROM sessions", "session", session_from_row,
     (GDestroyNotify) mamd_session_record_free, error);
   if (snapshot->sessions == NULL)
     return FALSE;
   snapshot->users = read_table (self,
-    "SELECT server_id, auth_service, object_id, user_name, created FROM users",
+    "SELECT server_id, auth_service, object_id, user_name, created FROM users", "user",
     user_from_row, (GDestroyNotify) mamd_user_record_free, error);
   if (snapshot->users == NULL)
     return FALSE;
   snapshot->removed_servers = read_table (self,
     "SELECT server_id, device_id, object_id, reason, removed, owner_uid FROM removed_servers",
-    removed_server_from_row, (GDestroyNotify) mamd_removed_server_record_free, error);
+    "removal of server", removed_server_from_row,
+    (GDestroyNotify) mamd_removed_server_record_free, error);
   if (snapshot->removed_servers == NULL)
     return FALSE;
   snapshot->wipes = read_table (self,
     "SELECT id, server_id, device_id, object_id, session_id, reason, created, expires,"
-    " seq, owner_uid FROM wipes", wipe_from_row, (GDestroyNotify) mamd_wipe_record_free, error);
+    " seq, owner_uid FROM wipes", "wipe", wipe_from_row,
+    (GDestroyNotify) mamd_wipe_record_free, error);
   if (snapshot->wipes == NULL)
     return FALSE;
   snapshot->policies = read_table (self,
-    "SELECT server_id, mam_applies, gate_open, reason FROM policies", policy_from_row,
-    (GDestroyNotify) mamd_policy_record_free, error);
+    "SELECT server_id, mam_applies, gate_open, reason FROM policies", "policy of server",
+    policy_from_row, (GDestroyNotify) mamd_policy_record_free, error);
   if (snapshot->policies == NULL)
     return FALSE;
   return read_last_seq (self, &snapshot->last_seq, error);

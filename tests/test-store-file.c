@@ -133,6 +133,75 @@ test_null_column (Fixture *fx, gconstpointer data)
                        "wipe");
 }
 
+/* Text the engine puts into GVariant strings (signals, events, replies)
+ * and object paths: bytes that are not UTF-8, a NUL, or an id that is not
+ * one of mamd's, written by another tool, are refused by name. */
+static void
+test_bad_text (Fixture *fx, gconstpointer data)
+{
+  static const struct {
+    const char *table, *column, *bad, *refused;
+  } cases[] = {
+    { "sessions", "server_id", "x'6368ff'", "server_id is not UTF-8 text" },
+    { "sessions", "user_name", "'a' || char(0) || 'b'", "user_name is not UTF-8 text" },
+    { "sessions", "reason", "x'c0af'", "reason is not UTF-8 text" },
+    { "sessions", "id", "'not-an-id'", "id is not 32 lowercase hex characters" },
+    { "users", "object_id", "x'ff'", "object_id is not UTF-8 text" },
+    { "removed_servers", "device_id", "x'ff'", "device_id is not UTF-8 text" },
+    { "wipes", "object_id", "x'ff'", "object_id is not UTF-8 text" },
+    { "wipes", "id", "'ABCDEF0123456789ABCDEF0123456789'",
+      "id is not 32 lowercase hex characters" },
+    { "policies", "reason", "x'ff'", "reason is not UTF-8 text" },
+  };
+  g_autoptr(MamdSessionRecord) rec = make_session ("00000000000000000000000000000001", "chat",
+                                                   "ada", 1);
+  g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = db_path (fx);
+  MamdUserRecord user = { "chat", "test", "oid-1", "ada", 1 };
+  MamdRemovedServerRecord removed = { "chat", "device-1", "oid-1", "failed", 1, 1000 };
+  MamdWipeRecord wipe = { "0123456789abcdef0123456789abcdef", "chat", "device-1", "oid-1",
+                          "00000000000000000000000000000001", "failed", 1, 2, 3, 1000 };
+  MamdPolicyRecord policy = { "chat", TRUE, TRUE, "open" };
+
+  mamd_store_txn_put_session (txn, rec);
+  mamd_store_txn_put_user (txn, &user);
+  mamd_store_txn_put_removed_server (txn, &removed);
+  mamd_store_txn_put_wipe (txn, &wipe);
+  mamd_store_txn_put_policy (txn, &policy);
+  reopen (fx);
+  g_assert_true (commit_sync (fx->store, g_steal_pointer (&txn), &error));
+  g_assert_no_error (error);
+  g_clear_object (&fx->store);
+  g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *keep = g_strdup_printf ("CREATE TABLE saved AS SELECT * FROM %s",
+                                             cases[i].table);
+    g_autofree char *spoil = g_strdup_printf ("UPDATE %s SET %s = %s", cases[i].table,
+                                              cases[i].column, cases[i].bad);
+    g_autofree char *restore = g_strdup_printf ("DELETE FROM %s; INSERT INTO %s SELECT * FROM "
+                                                "saved; DROP TABLE saved", cases[i].table,
+                                                cases[i].table);
+
+    g_test_message ("%s.%s = %s", cases[i].table, cases[i].column, cases[i].bad);
+    exec_on_file (fx, keep);
+    assert_load_refuses (fx, spoil, cases[i].refused);
+    g_clear_object (&fx->store);
+    exec_on_file (fx, restore);
+  }
+  /* as it was: loads */
+  reopen (fx);
+  {
+    g_autoptr(MamdStoreSnapshot) snap = mamd_store_load (fx->store, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (snap->sessions->len, ==, 1);
+    g_assert_cmpuint (snap->wipes->len, ==, 1);
+    g_assert_cmpuint (snap->policies->len, ==, 1);
+  }
+}
+
 /* ---- schema upgrades ---- */
 
 /* the layout mamd wrote before schema version 2, verbatim */
@@ -1017,6 +1086,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/mamd/store/bad-detail", test_bad_detail);
   ADD ("/mamd/store/null-column", test_null_column);
+  ADD ("/mamd/store/bad-text", test_bad_text);
   ADD ("/mamd/store/upgrade-from-1", test_upgrade_from_1);
   ADD ("/mamd/store/upgrade-from-2", test_upgrade_from_2);
   ADD ("/mamd/store/upgrade-from-3", test_upgrade_from_3);
