@@ -18,6 +18,10 @@
 #define DEFAULT_MAX_CALLS 64
 #define DEFAULT_MAX_CALLS_PER_UID 256
 #define STOPPING_MESSAGE "mamd is stopping and did not carry the call out: retry once it is back"
+/* The system bus's default max_message_size, less room for the header:
+ * dbus-daemon disconnects a peer that sends a larger message, and mamd
+ * stops when it loses the bus */
+#define REPLY_MAX_BYTES (32 * 1024 * 1024 - 64 * 1024)
 
 typedef struct {
   char *name;
@@ -185,11 +189,35 @@ call_free (MamdDbusCall *call)
   g_free (call);
 }
 
-/* Sends the reply, @value (sunk) or @error (already a MAMD_ERROR), and ends
- * the call. */
+/* A reply the bus would refuse (ListSessions of some 50,000 sessions, say)
+ * becomes an error that says so. */
+static GError *
+reply_too_large (MamdDbusCall *call, GVariant *value)
+{
+  gsize size = value != NULL ? g_variant_get_size (value) : 0;
+
+  if (size <= REPLY_MAX_BYTES)
+    return NULL;
+  g_warning ("%s: reply of %" G_GSIZE_FORMAT " bytes not sent: the bus refuses messages over "
+             "32 MiB", call->method->member, size);
+  return g_error_new (MAMD_ERROR, MAMD_ERROR_FAILED,
+                      "%s: the answer would take %.1f MiB, more than the 32 MiB a D-Bus "
+                      "message may carry on the system bus: ask for less (ListSessions with a "
+                      "server id: mamctl sessions SERVER)",
+                      call->method->member, size / (1024.0 * 1024.0));
+}
+
+/* Sends the reply, @value (floating or owned by the caller) or @error
+ * (already a MAMD_ERROR), and ends the call. */
 static void
 call_send (MamdDbusCall *call, GVariant *value, const GError *error)
 {
+  g_autoptr(GError) too_large = error == NULL ? reply_too_large (call, value) : NULL;
+
+  if (too_large != NULL) {
+    g_variant_unref (g_variant_ref_sink (value));
+    error = too_large;
+  }
   if (error != NULL)
     g_dbus_method_invocation_return_gerror (g_steal_pointer (&call->invocation), error);
   else
