@@ -40,6 +40,11 @@ typedef struct {
   GVariant *parameters;
 } QueuedSignal;
 
+/* A flush of the connection under way; the adaptor may go first. */
+typedef struct {
+  MamdDbusAdaptor *adaptor; /* NULL once the adaptor let go */
+} FlushWait;
+
 typedef struct {
   guint config_serial; /* of the configuration the uids were resolved for */
   GArray *uids;
@@ -59,6 +64,7 @@ struct _MamdDbusAdaptor {
   GHashTable *senders; /* unique name -> MamdDbusSender (one ref) */
   GQueue signals;      /* QueuedSignal, waiting for the next iteration */
   guint drain_id;
+  FlushWait *flush_wait; /* the FIFO waits until GDBus wrote its last batch out */
   guint signal_budget; /* signals this main-loop iteration may still emit */
   GSource *pace;       /* renews signal_budget once per iteration */
   guint32 own_uid;
@@ -737,23 +743,54 @@ emit_one (MamdDbusAdaptor *self, QueuedSignal *sig)
   queued_signal_free (sig);
 }
 
-/* At most SIGNAL_BATCH signals per main-loop iteration: a reload that
- * touches 100,000 sessions paces its signals and method calls keep being
- * served in between. Signals go out at once while the iteration's budget
- * lasts and nothing is waiting (so a sign-in's signal leaves with its
- * reply); the rest wait in order for the next iterations. */
+static gboolean drain_signals (gpointer user_data);
+
+static void
+schedule_drain (MamdDbusAdaptor *self)
+{
+  if (self->drain_id == 0 && self->flush_wait == NULL && self->connection != NULL &&
+      !g_queue_is_empty (&self->signals))
+    self->drain_id = g_idle_add (drain_signals, self);
+}
+
+static void
+on_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  FlushWait *wait = user_data;
+  MamdDbusAdaptor *self = wait->adaptor;
+
+  /* an error means the connection closed: mamd stops, and unexport sends
+   * (or reports) what is still queued */
+  g_dbus_connection_flush_finish (G_DBUS_CONNECTION (source), result, NULL);
+  g_free (wait);
+  if (self == NULL)
+    return;
+  self->flush_wait = NULL;
+  schedule_drain (self);
+}
+
+/* At most SIGNAL_BATCH signals per main-loop iteration, and the next batch
+ * only once GDBus has written the last one to the bus: GDBus queues
+ * whatever it is given, so without waiting a reload that touches 100,000
+ * sessions would hand it every signal within a second, and each method
+ * reply would leave behind all of them (and sit in memory with them).
+ * Signals go out at once while the iteration's budget lasts and nothing is
+ * waiting (so a sign-in's signal leaves with its reply); the rest wait in
+ * order. */
 static gboolean
 drain_signals (gpointer user_data)
 {
   MamdDbusAdaptor *self = user_data;
 
+  self->drain_id = 0;
   for (; self->signal_budget > 0 && !g_queue_is_empty (&self->signals); self->signal_budget--)
     emit_one (self, g_queue_pop_head (&self->signals));
-  if (g_queue_is_empty (&self->signals)) {
-    self->drain_id = 0;
-    return G_SOURCE_REMOVE;
+  if (!g_queue_is_empty (&self->signals)) {
+    self->flush_wait = g_new0 (FlushWait, 1);
+    self->flush_wait->adaptor = self;
+    g_dbus_connection_flush (self->connection, NULL, on_flushed, self->flush_wait);
   }
-  return G_SOURCE_CONTINUE;
+  return G_SOURCE_REMOVE;
 }
 
 typedef struct {
@@ -801,8 +838,14 @@ mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_path,
     return;
   }
   g_queue_push_tail (&self->signals, sig);
-  if (self->drain_id == 0 && self->connection != NULL)
-    self->drain_id = g_idle_add (drain_signals, self);
+  schedule_drain (self);
+}
+
+guint
+mamd_dbus_adaptor_get_n_queued_signals (MamdDbusAdaptor *self)
+{
+  g_return_val_if_fail (MAMD_IS_DBUS_ADAPTOR (self), 0);
+  return g_queue_get_length (&self->signals);
 }
 
 /* ---- lifecycle ---- */
@@ -842,8 +885,7 @@ mamd_dbus_adaptor_export (MamdDbusAdaptor *self, GDBusConnection *connection, GE
     "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self,
     NULL);
   self->pace = pace_source_new (self);
-  if (!g_queue_is_empty (&self->signals) && self->drain_id == 0)
-    self->drain_id = g_idle_add (drain_signals, self);
+  schedule_drain (self);
   return TRUE;
 }
 
@@ -884,6 +926,10 @@ mamd_dbus_adaptor_unexport (MamdDbusAdaptor *self)
       emit_one (self, g_queue_pop_head (&self->signals));
   }
   g_clear_handle_id (&self->drain_id, g_source_remove);
+  if (self->flush_wait != NULL) {
+    self->flush_wait->adaptor = NULL;
+    self->flush_wait = NULL;
+  }
   if (self->pace != NULL) {
     g_source_destroy (self->pace);
     g_clear_pointer (&self->pace, g_source_unref);

@@ -76,6 +76,9 @@ void mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_p
                                      const char *interface, const char *member,
                                      GVariant *parameters);
 
+/* Signals queued and not yet handed to GDBus (tests). */
+guint mamd_dbus_adaptor_get_n_queued_signals (MamdDbusAdaptor *self);
+
 /* Connects the engine's GObject signals to D-Bus signals (mamd-dbus-signals.c). */
 void mamd_dbus_signals_connect (MamdDbusAdaptor *self, MamdEngine *engine);
 

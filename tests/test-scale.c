@@ -9,8 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include "mamd-dbus-private.h"
+#include "mamd-plugin-loader.h"
 #include "mamd-store.h"
 #include "mamd-test-daemon.h"
+#include "mamd-test-util.h"
 
 #define SERVER "chat"
 
@@ -110,10 +115,183 @@ test_list_sessions_too_large (void)
   g_assert_cmpuint (status_sessions (d), ==, 25000);
 }
 
+/* ---- the signal FIFO against a bus that does not keep up ---- */
+
+/* A message bus on a socket pair that answers Hello and then reads
+ * nothing until told to, as a dbus-daemon does that is busy or stalled:
+ * mamd's writes then stop when the socket is full. */
+typedef struct {
+  int bus_fd;
+  GDBusConnection *connection;
+} SlowBus;
+
+static gboolean
+read_exactly (int fd, guchar *buf, gsize size)
+{
+  while (size > 0) {
+    gssize n = read (fd, buf, size);
+
+    if (n <= 0)
+      return FALSE;
+    buf += n;
+    size -= (gsize) n;
+  }
+  return TRUE;
+}
+
+/* The bus's side of the connection's start: reads the Hello call (after
+ * the connection's worker runs, so the answer is not read before the call
+ * is made) and answers it. */
+static gpointer
+answer_hello (gpointer data)
+{
+  int fd = GPOINTER_TO_INT (data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusMessage) hello = NULL;
+  g_autoptr(GDBusMessage) reply = NULL;
+  g_autofree guchar *blob = NULL;
+  g_autofree guchar *answer = NULL;
+  guchar head[16];
+  gssize needed;
+  gsize size = 0;
+
+  g_assert_true (read_exactly (fd, head, sizeof head));
+  needed = g_dbus_message_bytes_needed (head, sizeof head, &error);
+  g_assert_no_error (error);
+  blob = g_malloc (needed);
+  memcpy (blob, head, sizeof head);
+  g_assert_true (read_exactly (fd, blob + sizeof head, needed - sizeof head));
+  hello = g_dbus_message_new_from_blob (blob, needed, G_DBUS_CAPABILITY_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_dbus_message_get_member (hello), ==, "Hello");
+
+  reply = g_dbus_message_new_method_reply (hello);
+  g_dbus_message_set_sender (reply, "org.freedesktop.DBus");
+  g_dbus_message_set_body (reply, g_variant_new ("(s)", ":1.1"));
+  answer = g_dbus_message_to_blob (reply, &size, G_DBUS_CAPABILITY_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (write (fd, answer, size), ==, (gssize) size);
+  return NULL;
+}
+
+static void
+slow_bus_open (SlowBus *bus)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketConnection) stream = NULL;
+  GThread *thread;
+  int fds[2];
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), ==, 0);
+  bus->bus_fd = fds[1];
+  thread = g_thread_new ("slow-bus", answer_hello, GINT_TO_POINTER (bus->bus_fd));
+  socket = g_socket_new_from_fd (fds[0], &error);
+  g_assert_no_error (error);
+  stream = g_socket_connection_factory_create_connection (socket);
+  bus->connection = g_dbus_connection_new_sync (G_IO_STREAM (stream), NULL,
+                                                G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                                NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_thread_join (thread);
+  g_dbus_connection_set_exit_on_close (bus->connection, FALSE);
+}
+
+/* Reads what mamd wrote so far; FALSE when nothing was waiting. */
+static gboolean
+slow_bus_read (SlowBus *bus)
+{
+  char buf[65536];
+  gssize n = recv (bus->bus_fd, buf, sizeof buf, MSG_DONTWAIT);
+
+  return n > 0;
+}
+
+static gboolean
+set_flag (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the main context until nothing more happens for a while. */
+static void
+settle (void)
+{
+  for (guint round = 0; round < 3; round++) {
+    gboolean done = FALSE;
+
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+    g_timeout_add (100, set_flag, &done);
+    while (!done)
+      g_main_context_iteration (NULL, TRUE);
+  }
+}
+
+/* The FIFO handed GDBus a batch every main-loop iteration, whatever the
+ * bus took: a reload that touched 100,000 sessions was in GDBus's queue a
+ * second later, in memory, and every method reply waited behind all of it
+ * (2 s during the burst of 100,000 EnrollmentRequired). The next batch now
+ * waits until the last one is written to the bus. */
+static void
+test_signal_fifo_waits_for_the_bus (void)
+{
+  const guint n_signals = 20000;
+  g_autofree char *dir = g_dir_make_tmp ("mamd-scale-XXXXXX", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MamdStore) store = NULL;
+  g_autoptr(MamdPluginLoader) loader = mamd_plugin_loader_new ();
+  g_autoptr(MamdEngine) engine = NULL;
+  g_autoptr(MamdDbusAdaptor) adaptor = NULL;
+  g_autofree char *reason = g_strnfill (200, 'r');
+  SlowBus bus = { 0 };
+  guint left, rounds = 0;
+
+  g_assert_nonnull (dir);
+  store = mamd_store_sqlite_open (dir, &error);
+  g_assert_no_error (error);
+  engine = mamd_engine_new (store, loader);
+  adaptor = mamd_dbus_adaptor_new (engine);
+  slow_bus_open (&bus);
+  g_assert_true (mamd_dbus_adaptor_export (adaptor, bus.connection, &error));
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < n_signals; i++)
+    mamd_dbus_adaptor_queue_signal (adaptor, "/org/mamd/Mamd1", MAMD_DBUS_MANAGER_IFACE,
+                                    "PolicyChanged",
+                                    g_variant_new ("(sbbst)", SERVER, TRUE, TRUE, reason,
+                                                   (guint64) i + 1));
+  settle ();
+  /* what the socket holds went out; the rest waits in order */
+  left = mamd_dbus_adaptor_get_n_queued_signals (adaptor);
+  g_test_message ("%u of %u signals still queued", left, n_signals);
+  g_assert_cmpuint (left, >, n_signals / 2);
+
+  /* once the bus reads, the rest follows */
+  while (mamd_dbus_adaptor_get_n_queued_signals (adaptor) > 0) {
+    g_assert_cmpuint (++rounds, <, 1000000);
+    while (slow_bus_read (&bus))
+      ;
+    g_main_context_iteration (NULL, FALSE);
+  }
+
+  mamd_dbus_adaptor_unexport (adaptor);
+  g_dbus_connection_close_sync (bus.connection, NULL, NULL);
+  g_object_unref (bus.connection);
+  close (bus.bus_fd);
+  g_clear_object (&adaptor);
+  g_clear_object (&engine);
+  g_clear_object (&store);
+  mamd_test_rm_rf (dir);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/mamd/scale/list-sessions-too-large", test_list_sessions_too_large);
+  g_test_add_func ("/mamd/scale/signal-fifo-waits-for-the-bus",
+                   test_signal_fifo_waits_for_the_bus);
   return g_test_run ();
 }
