@@ -837,6 +837,10 @@ mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_path,
     emit_one (self, sig);
     return;
   }
+  /* serialised, as GDBus would do anyway: a burst waits here in the size
+   * it has on the wire, not as trees of GVariants (a session's
+   * PropertiesChanged: 2.5 KB) */
+  (void) g_variant_get_data (sig->parameters);
   g_queue_push_tail (&self->signals, sig);
   schedule_drain (self);
 }

@@ -280,6 +280,10 @@ mamd_engine_op_event (MamdEngineOp *op, const char *type, const char *server_id,
   if (detail == NULL)
     detail = g_variant_new ("a{sv}", NULL);
   event->detail = g_variant_ref_sink (detail);
+  /* serialised now: built with g_variant_new the detail of a session is a
+   * tree of some 40 allocations (4-5 KB), serialised one buffer of 300
+   * bytes, and a reload may hold 100,000 of them until they are committed */
+  (void) g_variant_get_data (event->detail);
   mamd_store_txn_append_event (op->txn, event);
   g_ptr_array_add (op->events, event);
   return event->seq;
