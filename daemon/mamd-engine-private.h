@@ -55,6 +55,10 @@ struct _MamdEngine {
   guint64 n_completed;            /* ... and completed, durable or failed: the
                                      difference is in flight */
   GQueue committed_waiters;       /* CommittedWaiter, in target order */
+  GQueue done;                    /* MamdEngineOp committed, whose events are logged
+                                     and signals emitted a slice at a time */
+  guint done_id;                  /* runs the next slice */
+  gboolean running_done;
   gboolean fatal;
   gboolean started;
 
@@ -93,6 +97,7 @@ typedef struct {
   GPtrArray *events;    /* MamdEventRecord, audit-logged once durable */
   GTask *task;          /* NULL for background work */
   MamdEngineResult *result; /* returned by @task; NULL: the task returns TRUE */
+  guint n_done;         /* events logged, then signals emitted, once committed */
 } MamdEngineOp;
 
 gint64 mamd_engine_now (MamdEngine *self);
