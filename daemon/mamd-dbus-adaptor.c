@@ -208,8 +208,8 @@ reply_too_large (MamdDbusCall *call, GVariant *value)
              "32 MiB", call->method->member, size);
   return g_error_new (MAMD_ERROR, MAMD_ERROR_FAILED,
                       "%s: the answer would take %.1f MiB, more than the 32 MiB a D-Bus "
-                      "message may carry on the system bus: ask for less (ListSessions with a "
-                      "server id: mamctl sessions SERVER)",
+                      "message may carry on the system bus: ask for less (ListSessionsPage, which "
+                      "mamctl sessions uses)",
                       call->method->member, size / (1024.0 * 1024.0));
 }
 

@@ -425,6 +425,76 @@ handle_list_sessions (MamdDbusCall *call, GVariant *parameters)
   mamd_dbus_call_return_value (call, g_variant_new ("(aa{sv})", &list));
 }
 
+#define PAGE_DEFAULT 1000
+#define PAGE_MAX 10000
+
+/* A page's cursor, "<created>:<id>" of its last session: where the next
+ * page starts even if that session is gone by then. */
+static gboolean
+parse_cursor (const char *cursor, gint64 *created, const char **id)
+{
+  const char *colon = strchr (cursor, ':');
+  g_autofree char *number = NULL;
+  guint64 value;
+
+  if (colon == NULL || !mamd_id_is_valid (colon + 1))
+    return FALSE;
+  number = g_strndup (cursor, (gsize) (colon - cursor));
+  if (!g_ascii_string_to_unsigned (number, 10, 0, G_MAXINT64, &value, NULL))
+    return FALSE;
+  *created = (gint64) value;
+  *id = colon + 1;
+  return TRUE;
+}
+
+static void
+handle_list_sessions_page (MamdDbusCall *call, GVariant *parameters)
+{
+  const char *server, *cursor, *after_id = NULL;
+  g_autoptr(GPtrArray) sessions = NULL;
+  g_autofree char *next = NULL;
+  const MamdSessionRecord *last = NULL;
+  gint64 after_created = 0;
+  GVariantBuilder list;
+  guint limit, n = 0;
+
+  g_variant_get (parameters, "(&s&su)", &server, &cursor, &limit);
+  if (limit > PAGE_MAX) {
+    g_autofree char *message = g_strdup_printf ("a page holds at most %u sessions, not %u: "
+                                                "pass a smaller limit (0: %u)", PAGE_MAX,
+                                                limit, PAGE_DEFAULT);
+    mamd_dbus_call_return_error_literal (call, MAMD_ERROR_INVALID_ARGS, message);
+    return;
+  }
+  if (cursor[0] != '\0' && !parse_cursor (cursor, &after_created, &after_id)) {
+    mamd_dbus_call_return_error_literal (call, MAMD_ERROR_INVALID_ARGS,
+                                         "the cursor is not one ListSessionsPage returned: "
+                                         "pass \"\" for the first page, then each page's "
+                                         "next cursor");
+    return;
+  }
+  if (limit == 0)
+    limit = PAGE_DEFAULT;
+  sessions = mamd_engine_list_sessions_after (call->engine, server[0] != '\0' ? server : NULL,
+                                              after_created, after_id);
+  g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
+  for (guint i = 0; i < sessions->len; i++) {
+    const MamdSessionRecord *rec = g_ptr_array_index (sessions, i);
+
+    if (!caller_sees_session (call, rec))
+      continue;
+    if (n == limit) {
+      next = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", last->created, last->id);
+      break;
+    }
+    g_variant_builder_add_value (&list, session_list_entry (rec));
+    last = rec;
+    n++;
+  }
+  mamd_dbus_call_return_value (call, g_variant_new ("(aa{sv}s)", &list,
+                                                    next != NULL ? next : ""));
+}
+
 static GVariant *
 capabilities_variant (MamdPluginCapabilities caps)
 {
@@ -690,6 +760,7 @@ static const MamdDbusMethod methods[] = {
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "SyncDirectory", ADMIN, WRITES, handle_sync_directory },
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListServers", READ, READS, handle_list_servers },
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListSessions", READ, READS, handle_list_sessions },
+  { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListSessionsPage", READ, READS, handle_list_sessions_page },
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListPlugins", READ, READS, handle_list_plugins },
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "ListWipes", READ, READS, handle_list_wipes },
   { MANAGER, MAMD_DBUS_MANAGER_IFACE, "GetStatus", READ, READS, handle_get_status },

@@ -828,15 +828,27 @@ compare_sessions (gconstpointer a, gconstpointer b)
 GPtrArray *
 mamd_engine_list_sessions (MamdEngine *self, const char *server_id)
 {
+  return mamd_engine_list_sessions_after (self, server_id, 0, NULL);
+}
+
+GPtrArray *
+mamd_engine_list_sessions_after (MamdEngine *self, const char *server_id,
+                                 gint64 after_created, const char *after_id)
+{
   GPtrArray *out = g_ptr_array_new ();
+  MamdSessionRecord after = { 0 };
+  const MamdSessionRecord *after_ptr = &after;
   GHashTableIter iter;
   gpointer value;
 
+  after.created = after_created;
+  after.id = (char *) after_id;
   g_hash_table_iter_init (&iter, self->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     MamdSessionRecord *rec = value;
 
-    if (server_id == NULL || g_strcmp0 (rec->server_id, server_id) == 0)
+    if ((server_id == NULL || g_strcmp0 (rec->server_id, server_id) == 0) &&
+        (after_id == NULL || compare_sessions (&rec, &after_ptr) > 0))
       g_ptr_array_add (out, rec);
   }
   g_ptr_array_sort (out, compare_sessions);

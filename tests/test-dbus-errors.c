@@ -326,6 +326,29 @@ peer_main (const char *address, const char *action, const char *arg)
       g_autoptr(GVariant) list = g_variant_get_child_value (reply, 0);
       g_print ("ok %" G_GSIZE_FORMAT "\n", g_variant_n_children (list));
     }
+  } else if (g_str_equal (action, "list-sessions-page")) {
+    /* a page of one session at a time: "ok SESSIONS PAGES" */
+    g_autofree char *cursor = g_strdup ("");
+    guint n = 0, pages = 0;
+
+    do {
+      g_autoptr(GVariant) page = NULL;
+
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = g_dbus_connection_call_sync (connection, "org.mamd.Mamd1", "/org/mamd/Mamd1",
+                                           MANAGER_IFACE, "ListSessionsPage",
+                                           g_variant_new ("(ssu)", "", cursor, 1),
+                                           G_VARIANT_TYPE ("(aa{sv}s)"), G_DBUS_CALL_FLAGS_NONE,
+                                           -1, NULL, &error);
+      if (reply == NULL)
+        break;
+      g_free (cursor);
+      g_variant_get (reply, "(@aa{sv}s)", &page, &cursor);
+      n += (guint) g_variant_n_children (page);
+      pages++;
+    } while (cursor[0] != '\0');
+    if (reply != NULL)
+      g_print ("ok %u %u\n", n, pages);
   } else if (g_str_equal (action, "sign-in")) {
     reply = g_dbus_connection_call_sync (
       connection, "org.mamd.Mamd1", "/org/mamd/Mamd1", MANAGER_IFACE, "SignIn",
@@ -444,6 +467,10 @@ test_roles_other_uid (void)
   g_free (out);
   out = run_as_nobody (d, "list-sessions", NULL);
   g_assert_cmpstr (out, ==, "ok 1");
+  g_free (out);
+  /* pages count the sessions the caller sees: one page, no cursor past it */
+  out = run_as_nobody (d, "list-sessions-page", NULL);
+  g_assert_cmpstr (out, ==, "ok 1 1");
   g_free (out);
   out = run_as_nobody (d, "reload", NULL);
   g_assert_cmpstr (out, ==, "error org.mamd.Mamd1.Error.AccessDenied");

@@ -480,6 +480,98 @@ test_seq_gaps (void)
   g_assert_cmpuint (dict_uint64 (entry, "seq"), ==, seq_wipe);
 }
 
+/* ListSessionsPage walks the ListSessions list a page at a time: same
+ * sessions, same order, none twice, also when the session a cursor names
+ * is signed out before the next page. */
+static void
+test_list_pages (void)
+{
+  g_autoptr(MamdTestDaemon) d = started_daemon (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) all_reply = NULL;
+  g_autoptr(GVariant) all = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GPtrArray) paged = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *cursor = g_strdup ("");
+  guint pages = 0;
+
+  for (guint i = 0; i < 5; i++) {
+    g_autofree char *oid = g_strdup_printf ("0c0ffee0-0000-4000-8000-0000000001%02u", i);
+    g_autofree char *device = g_strdup_printf ("device-%u", i);
+    g_autoptr(GVariant) result = mamd_test_daemon_sign_in (d, SERVER, oid, "ios", device, NULL,
+                                                           &error);
+
+    g_assert_no_error (error);
+  }
+  all_reply = mamd_test_daemon_call (d, "ListSessions", g_variant_new ("(s)", ""), "(aa{sv})",
+                                     &error);
+  g_assert_no_error (error);
+  all = g_variant_get_child_value (all_reply, 0);
+  g_assert_cmpuint (g_variant_n_children (all), ==, 5);
+
+  do {
+    g_autoptr(GVariant) page = NULL;
+
+    g_clear_pointer (&reply, g_variant_unref);
+    reply = mamd_test_daemon_call (d, "ListSessionsPage", g_variant_new ("(ssu)", "", cursor, 2),
+                                   "(aa{sv}s)", &error);
+    g_assert_no_error (error);
+    g_free (cursor);
+    g_variant_get (reply, "(@aa{sv}s)", &page, &cursor);
+    g_assert_cmpuint (g_variant_n_children (page), ==, pages < 2 ? 2 : 1);
+    for (gsize i = 0; i < g_variant_n_children (page); i++) {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (page, i);
+
+      g_ptr_array_add (paged, dict_string (entry, "id"));
+    }
+    /* the session the cursor names goes: the next page starts after it all the same */
+    if (pages == 0) {
+      g_autoptr(GVariant) last = g_variant_get_child_value (page, 1);
+      g_autofree char *path = NULL;
+      g_autoptr(GVariant) out = NULL;
+
+      g_assert_true (g_variant_lookup (last, "object-path", "o", &path));
+      out = mamd_test_daemon_call (d, "SignOut", g_variant_new ("(o)", path), "(t)", &error);
+      g_assert_no_error (error);
+    }
+    pages++;
+  } while (cursor[0] != '\0');
+  g_assert_cmpuint (pages, ==, 3);
+  g_assert_cmpuint (paged->len, ==, 5);
+  for (guint i = 0; i < paged->len; i++) {
+    g_autoptr(GVariant) entry = g_variant_get_child_value (all, i);
+    g_autofree char *id = dict_string (entry, "id");
+
+    g_assert_cmpstr (g_ptr_array_index (paged, i), ==, id);
+  }
+
+  /* 0: the default page, all of the four left */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = mamd_test_daemon_call (d, "ListSessionsPage", g_variant_new ("(ssu)", SERVER, "", 0),
+                                 "(aa{sv}s)", &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GVariant) page = NULL;
+    const char *next;
+
+    g_variant_get (reply, "(@aa{sv}&s)", &page, &next);
+    g_assert_cmpuint (g_variant_n_children (page), ==, 4);
+    g_assert_cmpstr (next, ==, "");
+  }
+
+  /* a cursor it did not make, a page too large */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = mamd_test_daemon_call (d, "ListSessionsPage", g_variant_new ("(ssu)", "", "12:zz", 2),
+                                 "(aa{sv}s)", &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_assert_nonnull (strstr (error->message, "cursor"));
+  g_clear_error (&error);
+  reply = mamd_test_daemon_call (d, "ListSessionsPage", g_variant_new ("(ssu)", "", "", 10001),
+                                 "(aa{sv}s)", &error);
+  assert_dbus_error (error, "org.mamd.Mamd1.Error.InvalidArgs");
+  g_assert_nonnull (strstr (error->message, "at most 10000"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -492,5 +584,6 @@ main (int argc, char **argv)
   g_test_add_func ("/mamd/dbus/shapes", test_shapes);
   g_test_add_func ("/mamd/dbus/session-objects", test_session_objects);
   g_test_add_func ("/mamd/dbus/seq/gaps", test_seq_gaps);
+  g_test_add_func ("/mamd/dbus/list-pages", test_list_pages);
   return g_test_run ();
 }

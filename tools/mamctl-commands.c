@@ -25,6 +25,9 @@ manager_call (MamctlContext *ctx, const char *method, GVariant *parameters,
                       reply_type != NULL ? G_VARIANT_TYPE (reply_type) : NULL, -1, error);
 }
 
+/* sessions per ListSessionsPage call */
+#define SESSIONS_PAGE 5000
+
 static void
 print_list (MamctlContext *ctx, GVariant *dicts, const char *const *headers,
             const char *const *keys)
@@ -183,6 +186,40 @@ server_is_configured (MamctlContext *ctx, const char *server_id, GError **error)
   return FALSE;
 }
 
+/* Every session of @server ("" for all) the caller may see, a page at a
+ * time: one reply of them all may be more than a D-Bus message carries. */
+static GVariant *
+list_sessions (MamctlContext *ctx, const char *server, GError **error)
+{
+  g_auto(GVariantBuilder) all = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+  g_autofree char *cursor = g_strdup ("");
+
+  do
+    {
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GVariant) page = NULL;
+      GVariantIter iter;
+      GVariant *session;
+
+      reply = manager_call (ctx, "ListSessionsPage",
+                            g_variant_new ("(ssu)", server, cursor, SESSIONS_PAGE), "(aa{sv}s)",
+                            error);
+      if (reply == NULL)
+        return NULL;
+      page = g_variant_get_child_value (reply, 0);
+      g_variant_iter_init (&iter, page);
+      while ((session = g_variant_iter_next_value (&iter)) != NULL)
+        {
+          g_variant_builder_add_value (&all, session);
+          g_variant_unref (session);
+        }
+      g_free (cursor);
+      g_variant_get_child (reply, 1, "s", &cursor);
+    }
+  while (cursor[0] != '\0');
+  return g_variant_ref_sink (g_variant_builder_end (&all));
+}
+
 static int
 cmd_sessions (MamctlContext *ctx, int argc, char **argv, GError **error)
 {
@@ -191,18 +228,15 @@ cmd_sessions (MamctlContext *ctx, int argc, char **argv, GError **error)
   const char *const keys[] = { "id", "server", "state", "method", "user-name", "device-id",
                                "platform", "object-id", "reason", NULL };
   g_autoptr(GOptionContext) context = NULL;
-  g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariant) sessions = NULL;
 
   context = mamctl_option_context_new (ctx, command_named ("sessions"), NULL);
   if (!mamctl_parse_command (ctx, context, &argc, &argv, 0, 1, error)
       || !mamctl_args_are_utf8 (argc, argv, error))
     return MAMCTL_EXIT_USAGE;
-  reply = manager_call (ctx, "ListSessions", g_variant_new ("(s)", argc > 1 ? argv[1] : ""),
-                        "(aa{sv})", error);
-  if (reply == NULL)
+  sessions = list_sessions (ctx, argc > 1 ? argv[1] : "", error);
+  if (sessions == NULL)
     return MAMCTL_EXIT_ERROR;
-  sessions = g_variant_get_child_value (reply, 0);
   if (argc > 1 && g_variant_n_children (sessions) == 0 && !server_is_configured (ctx, argv[1], error))
     return MAMCTL_EXIT_ERROR;
   print_list (ctx, sessions, headers, keys);
