@@ -23,6 +23,10 @@ static const char *const strings[] = {
   "{0C0FFEE0-0000-4000-8000-000000000001}", MAMD_TEST_TENANT_ID, "not-a-guid",
   "../../../etc/passwd", "%s%s%n%x", "é✓ünïcødé", "line\nbreak", "\t", " chat ",
   "0123456789abcdef0123456789abcdef", "Bearer eyJhbGciOiJub25lIn0.e30.",
+  /* ListSessionsPage cursors, good and bad */
+  "0:00000000000000000000000000000000", "9223372036854775807:ffffffffffffffffffffffffffffffff",
+  "9223372036854775808:0123456789abcdef0123456789abcdef", "-1:0123456789abcdef0123456789abcdef",
+  ":0123456789abcdef0123456789abcdef", "12:", "12:0123456789ABCDEF0123456789ABCDEF",
 };
 
 /* what earlier calls returned: session paths and wipe ids to reuse */
@@ -114,6 +118,12 @@ random_value (const GVariantType *type, guint depth)
 
     return g_variant_new_int32 (g_test_rand_bit () ? ints[g_test_rand_int_range (0, 10)]
                                                    : g_test_rand_int ());
+  }
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_UINT32)) {
+    static const guint32 uints[] = { 0, 1, 2, 1000, 10000, 10001, G_MAXUINT32 };
+
+    return g_variant_new_uint32 (g_test_rand_bit () ? uints[g_test_rand_int_range (0, 7)]
+                                                    : (guint32) g_test_rand_int ());
   }
   if (g_variant_type_equal (type, G_VARIANT_TYPE_UINT64))
     return g_variant_new_uint64 (g_test_rand_bit () ? 0 : G_MAXUINT64 - g_test_rand_int_range (0, 3));
