@@ -11,6 +11,9 @@
 
 #include <pwd.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "mamd-resources.h"
 
@@ -43,7 +46,13 @@ typedef struct {
 /* A flush of the connection under way; the adaptor may go first. */
 typedef struct {
   MamdDbusAdaptor *adaptor; /* NULL once the adaptor let go */
+  gboolean trim;            /* the end of a burst: give the memory back */
 } FlushWait;
+
+/* Signals queued in one burst after which the heap is trimmed: a reload
+ * that restricts 100,000 sessions leaves mamd at some 300 MB otherwise,
+ * its free memory kept by malloc. */
+#define TRIM_AFTER_SIGNALS 10000
 
 typedef struct {
   guint config_serial; /* of the configuration the uids were resolved for */
@@ -65,6 +74,7 @@ struct _MamdDbusAdaptor {
   GQueue signals;      /* QueuedSignal, waiting for the next iteration */
   guint drain_id;
   FlushWait *flush_wait; /* the FIFO waits until GDBus wrote its last batch out */
+  guint burst;         /* signals queued since the queue was last empty */
   guint signal_budget; /* signals this main-loop iteration may still emit */
   GSource *pace;       /* renews signal_budget once per iteration */
   guint32 own_uid;
@@ -762,6 +772,10 @@ on_flushed (GObject *source, GAsyncResult *result, gpointer user_data)
   /* an error means the connection closed: mamd stops, and unexport sends
    * (or reports) what is still queued */
   g_dbus_connection_flush_finish (G_DBUS_CONNECTION (source), result, NULL);
+#ifdef __GLIBC__
+  if (wait->trim)
+    malloc_trim (0);
+#endif
   g_free (wait);
   if (self == NULL)
     return;
@@ -781,13 +795,19 @@ static gboolean
 drain_signals (gpointer user_data)
 {
   MamdDbusAdaptor *self = user_data;
+  gboolean trim;
 
   self->drain_id = 0;
   for (; self->signal_budget > 0 && !g_queue_is_empty (&self->signals); self->signal_budget--)
     emit_one (self, g_queue_pop_head (&self->signals));
-  if (!g_queue_is_empty (&self->signals)) {
+  /* the burst's last batch too is waited for, once it was a large one */
+  trim = g_queue_is_empty (&self->signals) && self->burst >= TRIM_AFTER_SIGNALS;
+  if (g_queue_is_empty (&self->signals))
+    self->burst = 0;
+  if (!g_queue_is_empty (&self->signals) || trim) {
     self->flush_wait = g_new0 (FlushWait, 1);
     self->flush_wait->adaptor = self;
+    self->flush_wait->trim = trim;
     g_dbus_connection_flush (self->connection, NULL, on_flushed, self->flush_wait);
   }
   return G_SOURCE_REMOVE;
@@ -842,6 +862,7 @@ mamd_dbus_adaptor_queue_signal (MamdDbusAdaptor *self, const char *object_path,
    * PropertiesChanged: 2.5 KB) */
   (void) g_variant_get_data (sig->parameters);
   g_queue_push_tail (&self->signals, sig);
+  self->burst++;
   schedule_drain (self);
 }
 
