@@ -402,27 +402,47 @@ session_list_entry (const MamdSessionRecord *rec)
   return g_variant_builder_end (&dict);
 }
 
+/* The sessions of @server ("" for all) the caller sees (non-admins: their
+ * own), oldest first, from after the cursor (@after_id NULL: from the
+ * first), at most @limit of them (0: all); when more follow, *@next gets
+ * the cursor of the last one listed, "<created>:<id>". */
+static GVariant *
+visible_sessions (MamdDbusCall *call, const char *server, gint64 after_created,
+                  const char *after_id, guint limit, char **next)
+{
+  g_autoptr(GPtrArray) sessions = NULL;
+  const MamdSessionRecord *last = NULL;
+  GVariantBuilder list;
+  guint n = 0;
+
+  sessions = mamd_engine_list_sessions_after (call->engine, server[0] != '\0' ? server : NULL,
+                                              after_created, after_id);
+  g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
+  for (guint i = 0; i < sessions->len; i++) {
+    const MamdSessionRecord *rec = g_ptr_array_index (sessions, i);
+
+    if (!caller_sees_session (call, rec))
+      continue;
+    if (limit != 0 && n == limit) {
+      *next = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", last->created, last->id);
+      break;
+    }
+    g_variant_builder_add_value (&list, session_list_entry (rec));
+    last = rec;
+    n++;
+  }
+  return g_variant_builder_end (&list);
+}
+
 static void
 handle_list_sessions (MamdDbusCall *call, GVariant *parameters)
 {
   const char *server;
-  g_autoptr(GPtrArray) sessions = NULL;
-  GVariantBuilder list;
 
   g_variant_get (parameters, "(&s)", &server);
-  sessions = mamd_engine_list_sessions (call->engine, server[0] != '\0' ? server : NULL);
-  g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
-  for (guint i = 0; sessions != NULL && i < sessions->len; i++) {
-    const MamdSessionRecord *rec = g_ptr_array_index (sessions, i);
-
-    /* non-admins see their own sessions only */
-    if (!caller_sees_session (call, rec))
-      continue;
-    if (server[0] != '\0' && g_strcmp0 (rec->server_id, server) != 0)
-      continue;
-    g_variant_builder_add_value (&list, session_list_entry (rec));
-  }
-  mamd_dbus_call_return_value (call, g_variant_new ("(aa{sv})", &list));
+  mamd_dbus_call_return_value (call, g_variant_new ("(@aa{sv})",
+                                                    visible_sessions (call, server, 0, NULL, 0,
+                                                                      NULL)));
 }
 
 #define PAGE_DEFAULT 1000
@@ -451,12 +471,10 @@ static void
 handle_list_sessions_page (MamdDbusCall *call, GVariant *parameters)
 {
   const char *server, *cursor, *after_id = NULL;
-  g_autoptr(GPtrArray) sessions = NULL;
   g_autofree char *next = NULL;
-  const MamdSessionRecord *last = NULL;
   gint64 after_created = 0;
-  GVariantBuilder list;
-  guint limit, n = 0;
+  GVariant *page;
+  guint limit;
 
   g_variant_get (parameters, "(&s&su)", &server, &cursor, &limit);
   if (limit > PAGE_MAX) {
@@ -473,25 +491,9 @@ handle_list_sessions_page (MamdDbusCall *call, GVariant *parameters)
                                          "next cursor");
     return;
   }
-  if (limit == 0)
-    limit = PAGE_DEFAULT;
-  sessions = mamd_engine_list_sessions_after (call->engine, server[0] != '\0' ? server : NULL,
-                                              after_created, after_id);
-  g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
-  for (guint i = 0; i < sessions->len; i++) {
-    const MamdSessionRecord *rec = g_ptr_array_index (sessions, i);
-
-    if (!caller_sees_session (call, rec))
-      continue;
-    if (n == limit) {
-      next = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", last->created, last->id);
-      break;
-    }
-    g_variant_builder_add_value (&list, session_list_entry (rec));
-    last = rec;
-    n++;
-  }
-  mamd_dbus_call_return_value (call, g_variant_new ("(aa{sv}s)", &list,
+  page = visible_sessions (call, server, after_created, after_id,
+                           limit != 0 ? limit : PAGE_DEFAULT, &next);
+  mamd_dbus_call_return_value (call, g_variant_new ("(@aa{sv}s)", page,
                                                     next != NULL ? next : ""));
 }
 
