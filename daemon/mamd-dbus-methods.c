@@ -415,8 +415,8 @@ visible_sessions (MamdDbusCall *call, const char *server, gint64 after_created,
   GVariantBuilder list;
   guint n = 0;
 
-  sessions = mamd_engine_list_sessions_after (call->engine, server[0] != '\0' ? server : NULL,
-                                              after_created, after_id);
+  sessions = mamd_engine_list_sessions (call->engine, server[0] != '\0' ? server : NULL,
+                                        after_created, after_id);
   g_variant_builder_init (&list, G_VARIANT_TYPE ("aa{sv}"));
   for (guint i = 0; i < sessions->len; i++) {
     const MamdSessionRecord *rec = g_ptr_array_index (sessions, i);

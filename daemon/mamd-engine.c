@@ -826,14 +826,8 @@ compare_sessions (gconstpointer a, gconstpointer b)
 }
 
 GPtrArray *
-mamd_engine_list_sessions (MamdEngine *self, const char *server_id)
-{
-  return mamd_engine_list_sessions_after (self, server_id, 0, NULL);
-}
-
-GPtrArray *
-mamd_engine_list_sessions_after (MamdEngine *self, const char *server_id,
-                                 gint64 after_created, const char *after_id)
+mamd_engine_list_sessions (MamdEngine *self, const char *server_id, gint64 after_created,
+                           const char *after_id)
 {
   GPtrArray *out = g_ptr_array_new ();
   MamdSessionRecord after = { 0 };

@@ -153,11 +153,11 @@ gboolean mamd_engine_check_access (MamdEngine *self, const MamdCaller *caller,
 /* Read-only views; pointers are borrowed and valid until the next
  * main-loop iteration. */
 const MamdSessionRecord *mamd_engine_lookup_session (MamdEngine *self, const char *session_id);
-GPtrArray *mamd_engine_list_sessions (MamdEngine *self, const char *server_id); /* borrowed records */
-/* The same, only the sessions after (@after_created, @after_id) in that
- * order (created, then id); @after_id NULL: from the first. */
-GPtrArray *mamd_engine_list_sessions_after (MamdEngine *self, const char *server_id,
-                                            gint64 after_created, const char *after_id);
+/* Sessions of @server_id (NULL: all) in the order (created, then id), those
+ * after (@after_created, @after_id) only; @after_id NULL: from the first.
+ * Borrowed records. */
+GPtrArray *mamd_engine_list_sessions (MamdEngine *self, const char *server_id,
+                                      gint64 after_created, const char *after_id);
 GPtrArray *mamd_engine_list_wipes (MamdEngine *self);                           /* borrowed records */
 /* Who may see and acknowledge @wipe: an administrator, or the uid whose
  * session's enrollment failed (the device's client). */
