@@ -179,24 +179,31 @@ engine_try_start (Fixture *fx, GError **error)
 }
 
 static void
-set_started (const GError *error, gpointer user_data)
+set_committed (const GError *error, gpointer user_data)
 {
   g_assert_no_error (error);
   *(gboolean *) user_data = TRUE;
 }
 
 void
+wait_committed (Fixture *fx)
+{
+  gboolean durable = FALSE;
+
+  mamd_engine_when_committed (fx->engine, set_committed, &durable);
+  while (!durable)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+void
 engine_start (Fixture *fx)
 {
   g_autoptr(GError) error = NULL;
-  gboolean durable = FALSE;
 
   g_assert_true (engine_try_start (fx, &error));
   g_assert_no_error (error);
   /* what the start changed is durable and its signals are in fx->signals */
-  mamd_engine_when_committed (fx->engine, set_started, &durable);
-  while (!durable)
-    g_main_context_iteration (NULL, TRUE);
+  wait_committed (fx);
 }
 
 void

@@ -59,6 +59,8 @@ void fixture_teardown (Fixture *fx, gconstpointer data);
 gboolean engine_try_start (Fixture *fx, GError **error);
 /* Starts the engine and waits until what the start changed is durable. */
 void engine_start (Fixture *fx);
+/* Waits until every change submitted so far is durable. */
+void wait_committed (Fixture *fx);
 /* Shuts the engine down and finalizes it and the store; no-op if stopped. */
 void engine_stop (Fixture *fx);
 

@@ -809,13 +809,6 @@ set_flag (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-set_committed (const GError *error, gpointer user_data)
-{
-  g_assert_no_error (error);
-  *(gboolean *) user_data = TRUE;
-}
-
 /* The licence expires while running: its timer closes the gate. Time moves
  * through the engine's clock and the test runs what the timer runs, so a
  * slow run (valgrind) cannot overtake a real-time expiry. */
@@ -823,7 +816,6 @@ static void
 test_license_expiry (Fixture *fx, gconstpointer data)
 {
   g_autoptr(MamdEngineResult) session = NULL;
-  gboolean committed = FALSE;
 
   write_server (fx, "chat", MAM_SERVER (""));
   write_license (fx, "advanced", 7 * 86400);
@@ -848,9 +840,7 @@ test_license_expiry (Fixture *fx, gconstpointer data)
   fx->clock_offset = 8 * DAY_US;
   /* what the timer runs when it fires (its delay is in real seconds) */
   mamd_engine_reevaluate_gates (fx->engine);
-  mamd_engine_when_committed (fx->engine, set_committed, &committed);
-  while (!committed)
-    g_main_context_iteration (NULL, TRUE);
+  wait_committed (fx);
   g_assert_true (has_signal (fx, "policy-changed chat applies closed"));
   g_assert_cmpuint (count_signals (fx, "policy-changed"), ==, 1);
   g_assert_cmpuint (count_events (fx, "policy-changed"), ==, 2);

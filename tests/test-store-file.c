@@ -333,16 +333,12 @@ test_upgrade_from_1 (Fixture *fx, gconstpointer data)
 static void
 test_upgrade_from_2 (Fixture *fx, gconstpointer data)
 {
-  g_autofree char *path = db_path (fx);
   g_autoptr(MamdStoreSnapshot) snap = NULL;
   g_autoptr(GError) error = NULL;
   const MamdWipeRecord *wipe;
-  sqlite3 *db = NULL;
 
   reopen (fx);
-  g_clear_object (&fx->store);
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_exec (db,
+  exec_on_file (fx,
     "DROP TABLE policies;"
     "ALTER TABLE wipes DROP COLUMN owner_uid;"
     "DROP TABLE removed_servers;"
@@ -368,8 +364,7 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
     " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8);"
     "INSERT INTO events VALUES (12, 300, 'server-removed', 'chat',"
     " 'f323456789abcdef0123456789abcdef', NULL, NULL);"
-    "PRAGMA user_version=2;", NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
+    "PRAGMA user_version=2;");
 
   reopen (fx);
   snap = mamd_store_load (fx->store, &error);
@@ -394,22 +389,17 @@ test_upgrade_from_2 (Fixture *fx, gconstpointer data)
 static void
 test_upgrade_from_3 (Fixture *fx, gconstpointer data)
 {
-  g_autofree char *path = db_path (fx);
   g_autoptr(MamdStoreSnapshot) snap = NULL;
   g_autoptr(MamdStoreTxn) txn = mamd_store_txn_new ();
   g_autoptr(GError) error = NULL;
   MamdPolicyRecord policy = { "chat", TRUE, FALSE, "no licence" };
-  sqlite3 *db = NULL;
 
   reopen (fx);
-  g_clear_object (&fx->store);
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_exec (db,
+  exec_on_file (fx,
     "DROP TABLE policies;"
     "INSERT INTO wipes VALUES ('fedcba9876543210fedcba9876543210', 'chat', 'device-2', 'oid-2',"
     " 'f123456789abcdef0123456789abcdef', 'failed', 300, 900, 8, 1001);"
-    "PRAGMA user_version=3;", NULL, NULL, NULL), ==, SQLITE_OK);
-  sqlite3_close (db);
+    "PRAGMA user_version=3;");
 
   reopen (fx);
   snap = mamd_store_load (fx->store, &error);
