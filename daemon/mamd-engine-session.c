@@ -118,8 +118,10 @@ check_not_removed (MamdEngine *self, const char *server_id, const char *device_i
   if (removed == NULL)
     return TRUE;
   g_set_error (error, MAMD_ERROR, MAMD_ERROR_SERVER_REMOVED,
-               "server %s was removed from device %s: %s; fix the underlying issue, "
-               "then re-add the server (ReAddServer, mamctl re-add)",
+               "server %s was removed from device %s: %s; fix the underlying issue and, "
+               "once the device has acknowledged the wipe of the server's data "
+               "(AcknowledgeWipe, mamctl ack-wipe), re-add the server (ReAddServer, "
+               "mamctl re-add)",
                server_id, device_id,
                removed->reason != NULL ? removed->reason : "Intune MAM enrollment failed");
   return FALSE;

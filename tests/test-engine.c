@@ -566,6 +566,10 @@ test_enroll_failed_isolation (Fixture *fx, gconstpointer data)
   assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED,
                         "server alpha was removed from device dev-d: Intune MAM "
                         "enrollment failed (201 InternalError)");
+  /* the next step names both, in order */
+  assert_sign_in_fails (fx, "alpha", ALICE, "ios", "dev-d", MAMD_ERROR_SERVER_REMOVED,
+                        "once the device has acknowledged the wipe of the server's data "
+                        "(AcknowledgeWipe, mamctl ack-wipe), re-add the server");
   b2 = sign_in_ok (fx, &user1, "beta", BOB, "ios", "dev-d");
   g_assert_cmpint (b2->session->state, ==, MAMD_SESSION_STATE_ENROLLMENT_REQUIRED);
 
